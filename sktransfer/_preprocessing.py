@@ -1,0 +1,131 @@
+"""Batch preprocessing: channel adaptation, resizing and normalisation.
+
+Everything works on whole batches of float tensors ``(B, C, H, W)`` with values in
+``[0, 1]``, which is much faster than torchvision's per-image transforms when the
+images already sit in memory as one array.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["Preprocessing", "IMAGENET_MEAN", "IMAGENET_STD"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# ITU-R 601 luma weights, as used by PIL's ``convert("L")``.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How images are turned into the tensors a backbone expects.
+
+    Parameters
+    ----------
+    crop_size : tuple of int
+        Final ``(height, width)`` fed to the network.
+    resize_size : int or None, default=None
+        When set, the shorter image side is first resized to this many pixels and
+        the centre ``crop_size`` is cut out (the ImageNet evaluation recipe). When
+        None, images are resized straight to ``crop_size``.
+    mean, std : tuple of float
+        Per-channel normalisation, one value per input channel.
+    in_channels : int, default=3
+        Channels the network takes. Grayscale input is repeated to 3 channels,
+        RGB is converted to luma for 1-channel networks, alpha is dropped.
+    interpolation : {"bilinear", "bicubic", "nearest"}, default="bilinear"
+        Resampling filter; anti-aliased when shrinking.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sktransfer._preprocessing import Preprocessing
+    >>> prep = Preprocessing(crop_size=(32, 32), mean=(0.5,), std=(0.5,), in_channels=1)
+    >>> prep(torch.rand(4, 3, 64, 48)).shape
+    torch.Size([4, 1, 32, 32])
+    """
+
+    crop_size: tuple[int, int]
+    resize_size: int | None = None
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    in_channels: int = 3
+    interpolation: str = "bilinear"
+
+    def with_image_size(self, image_size: int | tuple[int, int]) -> Preprocessing:
+        """Return a copy that resizes images straight to ``image_size``."""
+        if isinstance(image_size, int):
+            image_size = (image_size, image_size)
+        return replace(self, crop_size=tuple(image_size), resize_size=None)
+
+    @property
+    def loading_size(self) -> tuple[int, int]:
+        """Common size decoded files are brought to so a batch can be stacked."""
+        if self.resize_size is None:
+            return tuple(self.crop_size)
+        return (self.resize_size, self.resize_size)
+
+    def describe(self) -> str:
+        """Short text identifying this preprocessing (used in cache keys)."""
+        return (
+            f"crop={self.crop_size},resize={self.resize_size},mean={self.mean},"
+            f"std={self.std},ch={self.in_channels},interp={self.interpolation}"
+        )
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Preprocess a float batch ``(B, C, H, W)`` with values in ``[0, 1]``."""
+        x = self._adapt_channels(x)
+        x = self._resize(x)
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device)
+        return (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+
+    def _adapt_channels(self, x: torch.Tensor) -> torch.Tensor:
+        channels = x.shape[1]
+        if channels == 4:
+            x, channels = x[:, :3], 3
+        if channels == self.in_channels:
+            return x
+        if channels == 1 and self.in_channels == 3:
+            return x.expand(-1, 3, -1, -1)
+        if channels == 3 and self.in_channels == 1:
+            luma = torch.tensor(_LUMA, dtype=x.dtype, device=x.device)
+            return (x * luma.view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
+        raise ValueError(
+            f"Cannot feed {channels}-channel images to a network that takes "
+            f"{self.in_channels} channels; give 1, 3 or 4 channel images."
+        )
+
+    def _resize(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        if self.resize_size is not None:
+            scale = self.resize_size / min(height, width)
+            new_size = (round(height * scale), round(width * scale))
+            x = self._interpolate(x, new_size)
+            x = _center_crop(x, self.crop_size)
+        elif (height, width) != tuple(self.crop_size):
+            x = self._interpolate(x, tuple(self.crop_size))
+        return x
+
+    def _interpolate(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        if tuple(x.shape[-2:]) == tuple(size):
+            return x
+        mode = self.interpolation
+        antialias = mode in ("bilinear", "bicubic")
+        kwargs = {"align_corners": False} if mode != "nearest" else {}
+        return F.interpolate(x, size=size, mode=mode, antialias=antialias, **kwargs)
+
+
+def _center_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    height, width = x.shape[-2:]
+    crop_h, crop_w = size
+    if crop_h > height or crop_w > width:
+        pad_h, pad_w = max(crop_h - height, 0), max(crop_w - width, 0)
+        x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
+        height, width = x.shape[-2:]
+    top, left = (height - crop_h) // 2, (width - crop_w) // 2
+    return x[..., top : top + crop_h, left : left + crop_w]

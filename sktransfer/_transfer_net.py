@@ -1,0 +1,133 @@
+"""The network FineTuneClassifier trains: preprocessing, backbone stages, new head.
+
+Frozen stages are part of the module but stay in eval mode whatever ``train()``
+is called with, so their BatchNorm running statistics and dropout never change:
+the classic silent bug of naive freezing. Training can also start part-way, at
+cached outputs of the frozen stages (``start_stage``), which is what makes
+never recomputing frozen layers possible.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .backbones import Backbone, pool_features
+
+__all__ = ["TransferNet", "build_head", "BatchAugment"]
+
+
+def build_head(
+    in_features: int, hidden: Sequence[int], dropout: float, n_classes: int
+) -> nn.Sequential:
+    """New classifier: optional hidden ReLU layers, dropout, then a linear layer."""
+    layers: list[nn.Module] = []
+    width = in_features
+    for units in hidden:
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        layers += [nn.Linear(width, int(units)), nn.ReLU(inplace=True)]
+        width = int(units)
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    layers.append(nn.Linear(width, n_classes))
+    return nn.Sequential(*layers)
+
+
+class BatchAugment(nn.Module):
+    """Random resized crops and/or horizontal flips of a whole batch at once.
+
+    One affine resampling per batch (``affine_grid`` + ``grid_sample``) gives every
+    image its own crop, which is much cheaper than per-image PIL transforms.
+    """
+
+    def __init__(self, crop: bool = True, flip: bool = True, scale=(0.6, 1.0)):
+        super().__init__()
+        self.crop, self.flip, self.scale = crop, flip, scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
+        sx = torch.ones(n, device=x.device, dtype=x.dtype)
+        sy = torch.ones_like(sx)
+        tx, ty = torch.zeros_like(sx), torch.zeros_like(sx)
+        if self.crop:
+            area = torch.empty_like(sx).uniform_(*self.scale)
+            log_ratio = torch.empty_like(sx).uniform_(math.log(3 / 4), math.log(4 / 3))
+            ratio = log_ratio.exp()
+            sx = (area * ratio).sqrt().clamp(max=1.0)
+            sy = (area / ratio).sqrt().clamp(max=1.0)
+            tx = (torch.rand_like(sx) * 2 - 1) * (1 - sx)
+            ty = (torch.rand_like(sy) * 2 - 1) * (1 - sy)
+        if self.flip:
+            sx = torch.where(torch.rand_like(sx) < 0.5, -sx, sx)
+        theta[:, 0, 0], theta[:, 0, 2] = sx, tx
+        theta[:, 1, 1], theta[:, 1, 2] = sy, ty
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        return F.grid_sample(
+            x, grid, mode="bilinear", padding_mode="reflection", align_corners=False
+        )
+
+
+class TransferNet(nn.Module):
+    """Raw images ``(B, C, H, W)`` in ``[0, 1]`` -> class logits.
+
+    Parameters
+    ----------
+    backbone : Backbone
+        Pretrained stages and their preprocessing.
+    head : nn.Module
+        Classifier on the pooled embedding.
+    n_frozen : int
+        The first ``n_frozen`` stages get no gradient and stay in eval mode.
+    augment : nn.Module or None
+        Applied to raw batches in training mode only.
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        head: nn.Module,
+        n_frozen: int = 0,
+        augment: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.augment = augment
+        self.n_frozen = n_frozen
+        # Index of the stage the input enters at: 0 for images, k for cached
+        # outputs of stage k (set while training on cached activations).
+        self.start_stage = 0
+        for stage in self.frozen_stages():
+            stage.requires_grad_(False)
+
+    def frozen_stages(self) -> list[nn.Module]:
+        return list(self.backbone.stages)[: self.n_frozen]
+
+    def train(self, mode: bool = True) -> TransferNet:
+        super().train(mode)
+        for stage in self.frozen_stages():
+            stage.eval()
+        return self
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled embedding; ``x`` is raw images unless ``start_stage > 0``."""
+        if self.start_stage == 0:
+            if self.training and self.augment is not None:
+                x = self.augment(x)
+            x = self.backbone.preprocessing(x)
+        return pool_features(self.backbone(x, start=self.start_stage), "avg")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))
+
+    @torch.inference_mode()
+    def frozen_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Output of the last frozen stage for raw images ``x`` (no grad)."""
+        x = self.backbone.preprocessing(x)
+        return self.backbone(x, stop=self.n_frozen)

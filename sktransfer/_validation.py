@@ -1,0 +1,89 @@
+"""Checks shared by the estimators: devices, threads and parameter constraints."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+from collections.abc import Iterator
+
+import torch
+from sklearn.utils._param_validation import Interval, StrOptions
+
+__all__ = [
+    "Interval",
+    "StrOptions",
+    "resolve_device",
+    "limit_threads",
+    "in_worker_process",
+]
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """Turn the ``device`` parameter into a usable :class:`torch.device`.
+
+    ``"auto"`` picks CUDA, then Apple's MPS, then the CPU, and is resolved when
+    ``fit`` runs, so each worker of a distributed search uses its own hardware.
+
+    Examples
+    --------
+    >>> from sktransfer._validation import resolve_device
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"The 'device' parameter must be 'auto', 'cpu', 'cuda', 'cuda:N' or "
+            f"'mps'; got {device!r} instead."
+        ) from exc
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but no CUDA GPU is available "
+                "here. Use device='cpu', or device='auto' to use a GPU only when "
+                "there is one."
+            )
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r} does not exist: this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s)."
+            )
+    if resolved.type == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise ValueError(
+            f"device={device!r} was requested but MPS is not available here. Use "
+            "device='cpu' or device='auto'."
+        )
+    return resolved
+
+
+@contextlib.contextmanager
+def limit_threads(n_threads: int | None) -> Iterator[None]:
+    """Run torch with ``n_threads`` intra-op threads inside the block only."""
+    if n_threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def in_worker_process() -> bool:
+    """True inside joblib/loky or multiprocessing workers (no progress bars)."""
+    return (
+        multiprocessing.current_process().name != "MainProcess"
+        or "LOKY_MAX_CPU_COUNT" in os.environ
+        and multiprocessing.parent_process() is not None
+    )

@@ -1,0 +1,181 @@
+"""The two objects every backbone source produces: a spec and a resolved backbone.
+
+A :class:`BackboneSpec` describes an architecture once (how to build it, how to cut
+it into stages, where its classifier sat, how wide its embedding is and where its
+pretrained weights come from). Resolving a spec with a choice of weights gives a
+:class:`Backbone`: a module whose ordered *stages* map preprocessed images to
+embedding vectors. Freeze depth and intermediate layers both count those stages,
+so ``freeze=k`` means the same thing for every source.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .._preprocessing import Preprocessing
+
+__all__ = ["Backbone", "BackboneSpec", "WeightsEntry", "pool_features"]
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """Where a named set of pretrained weights comes from.
+
+    Parameters
+    ----------
+    name : str
+        Name users pass as ``weights=`` (for torchvision, the enum member name).
+    load_state_dict : callable
+        ``load_state_dict(progress) -> dict`` returning tensors keyed like the
+        module returned by the spec's ``build``; may raise
+        :class:`~sktransfer.exceptions.WeightsUnavailableError`.
+    preprocessing : Preprocessing
+        The preprocessing these weights were trained with.
+    description : str
+        One line shown by :func:`~sktransfer.list_backbones` docs.
+    """
+
+    name: str
+    load_state_dict: Callable[[bool], dict]
+    preprocessing: Preprocessing
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Description of one architecture in the registry.
+
+    Parameters
+    ----------
+    name : str
+        Registry name, e.g. ``"resnet18"``.
+    build : callable
+        ``build() -> nn.Module``: the architecture with random initialisation, with
+        parameter names matching its checkpoints.
+    split : callable
+        ``split(model) -> list of (stage_name, module)``: the ordered stages from
+        input to the pooled, flattened embedding. The classifier head is left out.
+    embedding_dim : int
+        Width of the embedding produced by the last stage.
+    head : str
+        Dotted path of the classifier the split drops (documentation).
+    preprocessing : Preprocessing
+        Preprocessing used with ``weights=None`` or a local weights file.
+    weights : callable, default=no weights
+        ``weights() -> tuple of WeightsEntry``: the named pretrained weights, the
+        first being ``"DEFAULT"``. A callable so that listing the registry never
+        imports a model zoo.
+    family : str
+        Group shown in the documentation table.
+    """
+
+    name: str
+    build: Callable[[], nn.Module]
+    split: Callable[[nn.Module], list[tuple[str, nn.Module]]]
+    embedding_dim: int
+    head: str
+    preprocessing: Preprocessing
+    weights: Callable[[], tuple[WeightsEntry, ...]] = field(default=tuple)
+    family: str = ""
+
+    def weight_names(self) -> list[str]:
+        """Names accepted as ``weights=`` besides None, ``"DEFAULT"`` and paths."""
+        return [entry.name for entry in self.weights()]
+
+
+class Backbone(nn.Module):
+    """A resolved backbone: named stages from preprocessed images to embeddings.
+
+    Parameters
+    ----------
+    stages : sequence of (str, nn.Module)
+        Ordered stages; calling them one after the other maps a preprocessed batch
+        ``(B, C, H, W)`` to embeddings ``(B, embedding_dim)``.
+    embedding_dim : int
+        Width of the final embedding.
+    preprocessing : Preprocessing
+        How raw images must be prepared for these weights.
+    name : str
+        Registry name, or the class name of a user-given module.
+    weights : str or None
+        Identity of the loaded weights (name, file path with digest, or None).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from sktransfer.backbones import Backbone
+    >>> from sktransfer._preprocessing import Preprocessing
+    >>> net = Backbone(
+    ...     [("conv", nn.Conv2d(1, 4, 3)), ("pool", nn.AdaptiveAvgPool2d(1)),
+    ...      ("flat", nn.Flatten())],
+    ...     embedding_dim=4,
+    ...     preprocessing=Preprocessing(crop_size=(8, 8), mean=(0.5,), std=(0.5,),
+    ...                                 in_channels=1),
+    ... )
+    >>> net.stage_names
+    ['conv', 'pool', 'flat']
+    >>> net(torch.zeros(2, 1, 8, 8)).shape
+    torch.Size([2, 4])
+    """
+
+    def __init__(
+        self,
+        stages: Sequence[tuple[str, nn.Module]],
+        *,
+        embedding_dim: int,
+        preprocessing: Preprocessing,
+        name: str = "custom",
+        weights: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.stages = nn.Sequential(OrderedDict(stages))
+        self.embedding_dim = int(embedding_dim)
+        self.preprocessing = preprocessing
+        self.name = name
+        self.weights = weights
+
+    @property
+    def stage_names(self) -> list[str]:
+        return [name for name, _ in self.stages.named_children()]
+
+    @property
+    def n_stages(self) -> int:
+        return len(self.stages)
+
+    def forward(self, x: torch.Tensor, start: int = 0, stop: int | None = None):
+        """Run stages ``start`` to ``stop`` (exclusive) on ``x``."""
+        for stage in list(self.stages)[start:stop]:
+            x = stage(x)
+        return x
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, weights={self.weights!r}"
+
+
+def pool_features(x: torch.Tensor, pooling: str | None) -> torch.Tensor:
+    """Reduce a stage output to one vector per sample.
+
+    Feature maps ``(B, C, H, W)`` are pooled over space and token sequences
+    ``(B, L, D)`` over tokens; ``pooling=None`` flattens instead. 2-D outputs are
+    returned unchanged.
+    """
+    if x.ndim == 2:
+        return x
+    if pooling is None:
+        return x.flatten(1)
+    dims = (2, 3) if x.ndim == 4 else (1,)
+    if pooling == "avg":
+        return x.mean(dim=dims)
+    if pooling == "max":
+        return x.amax(dim=dims)
+    if pooling == "avgmax":
+        return torch.cat([x.mean(dim=dims), x.amax(dim=dims)], dim=1)
+    raise ValueError(
+        f"Unknown pooling {pooling!r}; use 'avg', 'max', 'avgmax' or None."
+    )

@@ -1,0 +1,211 @@
+"""Turn what users pass as ``backbone``/``weights`` into a :class:`Backbone`."""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from .._preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from .._weights import (
+    file_digest,
+    is_weights_path,
+    load_state_dict_file,
+    load_weights_into,
+)
+from ..exceptions import WeightsError
+from ._base import Backbone, BackboneSpec, pool_features
+from ._registry import get_backbone_spec
+
+__all__ = ["resolve_backbone", "check_backbone_argument"]
+
+
+def check_backbone_argument(backbone: object, weights: object) -> None:
+    """Validate ``backbone``/``weights`` cheaply, before any model is built."""
+    if isinstance(backbone, str):
+        spec = get_backbone_spec(backbone)
+        _check_weights_name(spec, weights)
+    elif not isinstance(backbone, nn.Module | Mapping | Sequence) or isinstance(
+        backbone, bytes
+    ):
+        raise TypeError(
+            "The 'backbone' parameter must be a registered name (see "
+            "sktransfer.list_backbones()), a torch.nn.Module, or a list of "
+            f"(name, module) stages; got {type(backbone).__name__} instead."
+        )
+    elif weights is not None and not is_weights_path(weights):
+        raise WeightsError(
+            f"weights={weights!r} cannot be used with a custom module: pass None "
+            "to keep its current parameters or the path of a state dict file."
+        )
+    if is_weights_path(weights) and not os.path.isfile(weights):
+        raise WeightsError(
+            f"The weights file {os.fspath(weights)!r} does not exist. Pass "
+            "weights=None, 'DEFAULT', a weights name, or an existing file path."
+        )
+
+
+def _check_weights_name(spec: BackboneSpec, weights: object) -> None:
+    if weights is None or is_weights_path(weights):
+        return
+    names = spec.weight_names()
+    if isinstance(weights, str) and (
+        weights in names or (weights == "DEFAULT" and names)
+    ):
+        return
+    options = ", ".join(repr(n) for n in ["DEFAULT", *names]) if names else ""
+    choices = f"{options}, None" if options else "None"
+    raise WeightsError(
+        f"Unknown weights {weights!r} for backbone {spec.name!r}. The 'weights' "
+        f"parameter takes {choices}, or the path of a .pth/.pt/.safetensors file."
+    )
+
+
+def resolve_backbone(
+    backbone: str | nn.Module | Sequence[tuple[str, nn.Module]],
+    weights: str | os.PathLike | None = None,
+    *,
+    image_size: int | tuple[int, int] | None = None,
+    progress: bool = False,
+) -> Backbone:
+    """Build the backbone named or given by ``backbone`` with ``weights`` loaded.
+
+    Parameters
+    ----------
+    backbone : str, nn.Module or list of (str, nn.Module)
+        A registered name (see :func:`~sktransfer.list_backbones`), any module
+        (its top-level children become the stages; it is copied, never modified)
+        or explicit ``(name, module)`` stages.
+    weights : None, "DEFAULT", str or path-like, default=None
+        None for random initialisation (or the module's own parameters), a
+        weights name of the registered backbone, or a local state dict file.
+    image_size : int or (int, int), default=None
+        Resize inputs straight to this size instead of the weights' own
+        resize/crop recipe (e.g. 64 for small images).
+    progress : bool, default=False
+        Show a download progress bar.
+
+    Returns
+    -------
+    Backbone
+
+    Examples
+    --------
+    >>> from sktransfer.backbones import resolve_backbone
+    >>> net = resolve_backbone("resnet18")
+    >>> net.stage_names
+    ['stem', 'layer1', 'layer2', 'layer3', 'layer4', 'pool']
+    >>> net.embedding_dim
+    512
+    """
+    check_backbone_argument(backbone, weights)
+    if isinstance(backbone, str):
+        net = _resolve_registered(get_backbone_spec(backbone), weights, progress)
+    else:
+        net = _resolve_module(backbone, weights)
+    if image_size is not None:
+        net.preprocessing = net.preprocessing.with_image_size(image_size)
+    if not isinstance(backbone, str):
+        net.embedding_dim = infer_embedding_dim(net, net.preprocessing)
+    return net
+
+
+def _resolve_registered(
+    spec: BackboneSpec, weights: object, progress: bool
+) -> Backbone:
+    model = spec.build()
+    entries = spec.weights()
+    # Random init keeps the architecture's native input recipe.
+    preprocessing = entries[0].preprocessing if entries else spec.preprocessing
+    identity = None
+    if is_weights_path(weights):
+        path = os.fspath(weights)
+        load_weights_into(model, load_state_dict_file(path), f"file {path!r}")
+        identity = f"file:{file_digest(path)}"
+    elif weights is not None:
+        entry = (
+            entries[0]
+            if weights == "DEFAULT"
+            else next(e for e in entries if e.name == weights)
+        )
+        source = f"{spec.name} weights {entry.name!r}"
+        load_weights_into(model, entry.load_state_dict(progress), source)
+        preprocessing, identity = entry.preprocessing, entry.name
+    return Backbone(
+        spec.split(model),
+        embedding_dim=spec.embedding_dim,
+        preprocessing=preprocessing,
+        name=spec.name,
+        weights=identity,
+    )
+
+
+def _resolve_module(backbone: object, weights: object) -> Backbone:
+    if isinstance(backbone, Mapping):
+        stages = list(backbone.items())
+    elif isinstance(backbone, nn.Module):
+        stages = list(backbone.named_children()) or [("module", backbone)]
+    else:
+        stages = list(backbone)
+    if not all(
+        isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[1], nn.Module)
+        for pair in stages
+    ):
+        raise TypeError(
+            "A list given as 'backbone' must hold (name, torch.nn.Module) pairs."
+        )
+    # Fitting must never change the module the user handed in.
+    stages = [(str(name), copy.deepcopy(module)) for name, module in stages]
+    identity = None
+    if weights is not None:
+        path = os.fspath(weights)
+        holder = (
+            nn.Sequential(OrderedDict(stages))
+            if isinstance(backbone, Mapping)
+            else (copy.deepcopy(backbone) if isinstance(backbone, nn.Module) else None)
+        )
+        if holder is None:
+            holder = nn.Sequential(OrderedDict(stages))
+        load_weights_into(holder, load_state_dict_file(path), f"file {path!r}")
+        stages = list(holder.named_children()) or [("module", holder)]
+        identity = f"file:{file_digest(path)}"
+    in_channels = _first_conv_channels(stages)
+    preprocessing = Preprocessing(
+        crop_size=(224, 224),
+        mean=IMAGENET_MEAN if in_channels == 3 else (0.5,) * in_channels,
+        std=IMAGENET_STD if in_channels == 3 else (0.5,) * in_channels,
+        in_channels=in_channels,
+    )
+    net = Backbone(
+        stages,
+        embedding_dim=0,
+        preprocessing=preprocessing,
+        name=type(backbone).__name__ if isinstance(backbone, nn.Module) else "custom",
+        weights=identity,
+    )
+    return net
+
+
+def infer_embedding_dim(net: Backbone, preprocessing: Preprocessing) -> int:
+    """Width of ``net``'s pooled output, found with one tiny forward pass."""
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            probe = torch.zeros(1, preprocessing.in_channels, *preprocessing.crop_size)
+            out = pool_features(net(probe), "avg")
+    finally:
+        net.train(was_training)
+    return int(out.shape[1])
+
+
+def _first_conv_channels(stages: Sequence[tuple[str, nn.Module]]) -> int:
+    for _, stage in stages:
+        for module in stage.modules():
+            if isinstance(module, nn.Conv2d):
+                return module.in_channels
+    return 3

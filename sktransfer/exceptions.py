@@ -1,0 +1,32 @@
+"""Exceptions and warnings raised by sktransfer.
+
+They subclass the built-in or scikit-learn types that callers already catch, so
+``except ValueError`` keeps working while sktransfer-specific handling stays
+possible.
+"""
+
+from sklearn.exceptions import NotFittedError
+
+__all__ = [
+    "SkTransferError",
+    "ImageInputError",
+    "WeightsError",
+    "WeightsUnavailableError",
+    "NotFittedError",
+]
+
+
+class SkTransferError(Exception):
+    """Base class of every error sktransfer raises on purpose."""
+
+
+class ImageInputError(SkTransferError, ValueError):
+    """Images given to ``fit``/``transform``/``predict`` cannot be used."""
+
+
+class WeightsError(SkTransferError, ValueError):
+    """Pretrained weights cannot be resolved or do not fit the architecture."""
+
+
+class WeightsUnavailableError(WeightsError, OSError):
+    """Weights exist but could not be obtained (no internet, no cached file)."""
