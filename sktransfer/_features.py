@@ -7,6 +7,7 @@ import os
 import sys
 from numbers import Integral
 
+import joblib
 import numpy as np
 import torch
 from sklearn.base import (
@@ -17,6 +18,7 @@ from sklearn.base import (
 from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
 
+from ._cache import as_memory, frozen_outputs
 from ._inputs import as_image_source, iter_batches
 from ._validation import (
     Interval,
@@ -84,6 +86,10 @@ class PretrainedFeatureExtractor(
     progress : bool or None, default=None
         Show a progress bar; None shows it for large inputs in an interactive
         main process and never inside parallel workers.
+    cache : str, path or joblib.Memory, default=None
+        Store the stage outputs on disk, keyed by the backbone's parameters,
+        preprocessing and image content; shared with
+        :class:`FineTuneClassifier` runs whose frozen stages end at ``layer``.
 
     Attributes
     ----------
@@ -137,6 +143,7 @@ class PretrainedFeatureExtractor(
         "num_workers": [Interval(Integral, 0, None, closed="left")],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
         "progress": ["boolean", None],
+        "cache": [str, os.PathLike, joblib.Memory, None],
     }
 
     def __init__(
@@ -155,6 +162,7 @@ class PretrainedFeatureExtractor(
         num_workers=0,
         n_threads=None,
         progress=None,
+        cache=None,
     ):
         self.backbone = backbone
         self.weights = weights
@@ -169,6 +177,7 @@ class PretrainedFeatureExtractor(
         self.num_workers = num_workers
         self.n_threads = n_threads
         self.progress = progress
+        self.cache = cache
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -257,6 +266,17 @@ class PretrainedFeatureExtractor(
         """
         check_is_fitted(self)
         source = as_image_source(X, argument="X", image_shape=self.image_shape)
+        if self.cache is not None:
+            outputs = frozen_outputs(
+                self.backbone_,
+                source,
+                self.backbone_.n_stages,
+                memory=as_memory(self.cache),
+                batch_size=self.batch_size,
+                device=self.device_,
+            )
+            pooled = pool_features(outputs.values, self.pooling)
+            return pooled.float().numpy()
         out = np.empty((len(source), self.n_features_out_), dtype=np.float32)
         batches = iter_batches(
             source,

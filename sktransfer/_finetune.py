@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from numbers import Integral, Real
 
+import joblib
 import numpy as np
 import torch
 from sklearn.exceptions import NotFittedError
@@ -20,7 +22,8 @@ from skorch.callbacks import EarlyStopping, EpochScoring, LRScheduler
 from torch import nn
 from torch.utils.data import Dataset, Subset, TensorDataset
 
-from ._inputs import ImageDataset, as_image_source, iter_batches
+from ._cache import CacheTooLargeError, FrozenOutputs, as_memory, frozen_outputs
+from ._inputs import ImageDataset, as_image_source
 from ._transfer_net import BatchAugment, TransferNet, build_head
 from ._validation import Interval, StrOptions, resolve_device
 from .backbones import pool_features, resolve_backbone
@@ -101,6 +104,18 @@ class FineTuneClassifier(NeuralNetClassifier):
         train the rest on them, instead of recomputing them every epoch. Used
         when at least one stage is frozen and augmentation is off; the trained
         model is the same.
+    cache : str, path or joblib.Memory, default=None
+        Also keep those frozen-stage outputs on disk, keyed by the frozen
+        parameters, preprocessing and image content, so that other candidates and
+        folds of a grid search, later fits and :class:`PretrainedFeatureExtractor`
+        reuse them. Safe with process-based parallel workers on one host.
+    cache_dtype : {"float32", "float16"}, default="float32"
+        Storage type of cached outputs; float16 halves memory and disk at the
+        cost of rounding (the model is then no longer bit-identical).
+    cache_max_bytes : int or None, default=4 GiB
+        Memory budget of the cached outputs. Above it, fitting with ``cache`` set
+        raises an error saying what it would need; without ``cache`` it warns and
+        recomputes the frozen stages every epoch instead.
     device : str, default="auto"
         "auto" (CUDA, then MPS, then CPU, resolved in ``fit``), "cpu", "cuda",
         "cuda:N" or "mps".
@@ -135,6 +150,10 @@ class FineTuneClassifier(NeuralNetClassifier):
         Per-epoch losses and timings.
     used_cache_ : bool
         Whether the last fit trained on cached frozen-stage outputs.
+    cache_nbytes_ : int
+        Size of those cached outputs (0 when not used).
+    cache_hit_ : bool
+        Whether they were read from the ``cache`` directory rather than computed.
 
     Examples
     --------
@@ -173,6 +192,9 @@ class FineTuneClassifier(NeuralNetClassifier):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "class_weight": [dict, StrOptions({"balanced"}), None],
         "cache_frozen": ["boolean"],
+        "cache": [str, os.PathLike, joblib.Memory, None],
+        "cache_dtype": [StrOptions({"float32", "float16"})],
+        "cache_max_bytes": [Interval(Integral, 0, None, closed="left"), None],
         "device": [str, torch.device],
         "autocast": ["boolean"],
         "random_state": ["random_state"],
@@ -202,6 +224,9 @@ class FineTuneClassifier(NeuralNetClassifier):
         n_iter_no_change=5,
         class_weight=None,
         cache_frozen=True,
+        cache=None,
+        cache_dtype="float32",
+        cache_max_bytes=4 * 2**30,
         device="auto",
         autocast=False,
         random_state=None,
@@ -243,6 +268,9 @@ class FineTuneClassifier(NeuralNetClassifier):
         self.n_iter_no_change = n_iter_no_change
         self.class_weight = class_weight
         self.cache_frozen = cache_frozen
+        self.cache = cache
+        self.cache_dtype = cache_dtype
+        self.cache_max_bytes = cache_max_bytes
         self.autocast = autocast
         self.random_state = random_state
 
@@ -403,9 +431,13 @@ class FineTuneClassifier(NeuralNetClassifier):
         module = self.module_
         train_index, valid_index = self._split(y_encoded)
         cached = self.cache_frozen and self.n_frozen_ > 0 and not self.augment
+        self.cache_nbytes_, self.cache_hit_ = 0, False
         if cached:
-            inputs = self._frozen_outputs(source)
-            data = TensorDataset(inputs, torch.as_tensor(y_encoded))
+            outputs = self._frozen_outputs(source)
+            cached = outputs is not None
+        if cached:
+            self.cache_nbytes_, self.cache_hit_ = outputs.nbytes, outputs.from_disk
+            data = TensorDataset(outputs.values, torch.as_tensor(y_encoded))
         else:
             size = module.backbone.preprocessing.loading_size
             data = ImageDataset(source, y_encoded, size=size)
@@ -433,19 +465,24 @@ class FineTuneClassifier(NeuralNetClassifier):
             module.start_stage = 0
             self._valid_dataset_ = None
 
-    def _frozen_outputs(self, source) -> torch.Tensor:
+    def _frozen_outputs(self, source) -> FrozenOutputs | None:
         """Outputs of the frozen stages for every image, computed once."""
-        module = self.module_
-        module.eval()
-        chunks = [
-            module.frozen_features(batch.to(self.device_)).cpu()
-            for batch in iter_batches(
+        try:
+            return frozen_outputs(
+                self.module_.backbone,
                 source,
-                max(self.batch_size, 64),
-                size=module.backbone.preprocessing.loading_size,
+                self.n_frozen_,
+                memory=as_memory(self.cache),
+                dtype=self.cache_dtype,
+                max_bytes=self.cache_max_bytes,
+                batch_size=max(self.batch_size, 64),
+                device=self.device_,
             )
-        ]
-        return torch.cat(chunks)
+        except CacheTooLargeError as exc:
+            if self.cache is not None:
+                raise
+            warnings.warn(f"{exc} Training without the cache instead.", stacklevel=3)
+            return None
 
     @torch.inference_mode()
     def _fit_probe(self, data, train_index, cached: bool) -> None:
@@ -459,7 +496,7 @@ class FineTuneClassifier(NeuralNetClassifier):
         for batch, _ in loader:
             batch = batch.to(self.device_)
             if cached:
-                out = module.backbone(batch, start=self.n_frozen_)
+                out = module.backbone(batch.float(), start=self.n_frozen_)
                 embeddings.append(pool_features(out, "avg").cpu())
             else:
                 embeddings.append(module.embed(batch).cpu())

@@ -121,13 +121,9 @@ class TransferNet(nn.Module):
             if self.training and self.augment is not None:
                 x = self.augment(x)
             x = self.backbone.preprocessing(x)
+        else:
+            x = x.float()  # cached outputs may be stored as float16
         return pool_features(self.backbone(x, start=self.start_stage), "avg")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(x))
-
-    @torch.inference_mode()
-    def frozen_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Output of the last frozen stage for raw images ``x`` (no grad)."""
-        x = self.backbone.preprocessing(x)
-        return self.backbone(x, stop=self.n_frozen)
