@@ -3,9 +3,9 @@
 from ._features import PretrainedFeatureExtractor
 from ._finetune import FineTuneClassifier
 from ._inputs import as_image_source, list_image_folder
+from ._persistence import load_model, save_model
+from ._version import __version__
 from .backbones import list_backbones, register_backbone, resolve_backbone
-
-__version__ = "0.1.0"
 
 __all__ = [
     "FineTuneClassifier",
@@ -13,7 +13,9 @@ __all__ = [
     "as_image_source",
     "list_backbones",
     "list_image_folder",
+    "load_model",
     "register_backbone",
     "resolve_backbone",
+    "save_model",
     "__version__",
 ]

@@ -172,6 +172,7 @@ class FineTuneClassifier(NeuralNetClassifier):
     """
 
     _parameter_constraints: dict = {
+        "backbone": "no_validation",
         "weights": [str, os.PathLike, None],
         "freeze": [Interval(Integral, 0, None, closed="left"), StrOptions({"all"})],
         "head_hidden": [tuple, list],
@@ -366,6 +367,12 @@ class FineTuneClassifier(NeuralNetClassifier):
         if self.backbone_lr is not None:
             return float(self.backbone_lr)
         return self.lr if self.weights is None else self.lr / 10
+
+    def _check_settable_attr(self, name, attr):
+        # `backbone` may be a user's nn.Module: a plain parameter here, only
+        # copied into module_ by initialize_module.
+        if name != "backbone":
+            super()._check_settable_attr(name, attr)
 
     def check_data(self, X, y=None):
         pass  # inputs are checked, and labels encoded, in fit

@@ -198,3 +198,19 @@ def test_predict_before_fit_raises_not_fitted(few_digits):
 
     with pytest.raises(NotFittedError):
         _clf().predict(few_digits[0])
+
+
+def test_custom_module_backbone_is_cloned_pickled_and_left_untouched(few_digits):
+    from torch import nn
+
+    X, y = few_digits
+    module = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    clf = FineTuneClassifier(
+        module, weights=None, freeze=0, image_size=12, max_epochs=2, device="cpu"
+    )
+    fitted = clone(clf).fit(X, y)
+    for key, value in module.state_dict().items():
+        assert torch.equal(value, before[key])
+    restored = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(restored.predict_proba(X), fitted.predict_proba(X))
