@@ -599,7 +599,7 @@ class FineTuneClassifier(NeuralNetClassifier):
             encoder = LabelEncoder().fit(y)
             if len(encoder.classes_) < 2:
                 raise ValueError(
-                    f"y has a single class ({encoder.classes_[0]!r}); a "
+                    f"y has a single class ({encoder.classes_[0].item()!r}); a "
                     "classifier needs at least 2 classes in the training labels."
                 )
             self.classes_inferred_ = encoder.classes_
