@@ -23,6 +23,7 @@ from ._inputs import as_image_source, iter_batches
 from ._validation import (
     Interval,
     StrOptions,
+    check_width,
     in_worker_process,
     limit_threads,
     resolve_device,
@@ -195,22 +196,21 @@ class PretrainedFeatureExtractor(
         self : PretrainedFeatureExtractor
         """
         # Everything that can be checked without a model is checked first.
-        source = as_image_source(X, argument="X", image_shape=self.image_shape)
+        as_image_source(X, argument="X", image_shape=self.image_shape)
         check_backbone_argument(self.backbone, self.weights)
         device = resolve_device(self.device)
         net = resolve_backbone(self.backbone, self.weights, image_size=self.image_size)
         stop = self._stage_stop(net)
         self.layer_ = net.stage_names[stop - 1]
         # Later stages are never computed, so drop them.
-        del net.stages[stop:]
+        net.truncate(stop)
         net.eval().requires_grad_(False).to(device)
         if self.channels_last:
             net.to(memory_format=torch.channels_last)
         self.backbone_ = net
         self.preprocessing_ = net.preprocessing
         self.device_ = device
-        if source.kind == "array" and np.ndim(X) == 2:
-            self.n_features_in_ = int(np.shape(X)[1])
+        check_width(self, X, reset=True)
         probe = torch.zeros(
             1, net.preprocessing.in_channels, *net.preprocessing.crop_size
         )
@@ -265,6 +265,7 @@ class PretrainedFeatureExtractor(
         embeddings : ndarray of shape (n_samples, n_features_out_), float32
         """
         check_is_fitted(self)
+        check_width(self, X, reset=False)
         source = as_image_source(X, argument="X", image_shape=self.image_shape)
         if self.cache is not None:
             outputs = frozen_outputs(

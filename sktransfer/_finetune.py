@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import warnings
 from numbers import Integral, Real
@@ -10,7 +11,7 @@ from numbers import Integral, Real
 import joblib
 import numpy as np
 import torch
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import DataConversionWarning, NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
@@ -25,11 +26,15 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 from ._cache import CacheTooLargeError, FrozenOutputs, as_memory, frozen_outputs
 from ._inputs import ImageDataset, as_image_source
 from ._transfer_net import BatchAugment, TransferNet, build_head
-from ._validation import Interval, StrOptions, resolve_device
+from ._validation import Interval, StrOptions, check_width, resolve_device
 from .backbones import pool_features, resolve_backbone
 from .backbones._resolve import check_backbone_argument
 
 __all__ = ["FineTuneClassifier"]
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, Integral) and value > 0
 
 
 def _encoded_accuracy(net, X, y) -> float:
@@ -295,7 +300,7 @@ class FineTuneClassifier(NeuralNetClassifier):
         if self.schedule == "cosine":
             schedule = LRScheduler(
                 torch.optim.lr_scheduler.CosineAnnealingLR,
-                T_max=max(int(self.max_epochs), 1),
+                T_max=self.max_epochs if _positive_int(self.max_epochs) else 1,
             )
             callbacks.insert(-1, ("lr_schedule", schedule))
         if self.early_stopping:
@@ -368,6 +373,10 @@ class FineTuneClassifier(NeuralNetClassifier):
             return float(self.backbone_lr)
         return self.lr if self.weights is None else self.lr / 10
 
+    def _get_param_names(self):
+        # skorch's bookkeeping set is not a hyperparameter.
+        return [k for k in super()._get_param_names() if k != "_params_to_validate"]
+
     def _check_settable_attr(self, name, attr):
         # `backbone` may be a user's nn.Module: a plain parameter here, only
         # copied into module_ by initialize_module.
@@ -407,6 +416,7 @@ class FineTuneClassifier(NeuralNetClassifier):
         source = as_image_source(X, argument="X", image_shape=self.image_shape)
         y_encoded = self._encode_labels(y, len(source), refit=not continuing)
         device = resolve_device(self.device)
+        check_width(self, X, reset=not continuing)
         with self._seeded(), self._on_device(device):
             if not continuing:
                 backbone = resolve_backbone(
@@ -428,6 +438,7 @@ class FineTuneClassifier(NeuralNetClassifier):
         """
         if not getattr(self, "initialized_", False):
             return self.fit(X, y, **fit_params)
+        check_width(self, X, reset=False)
         source = as_image_source(X, argument="X", image_shape=self.image_shape)
         y_encoded = self._encode_labels(y, len(source), refit=False)
         with self._seeded(), self._on_device(self.device_):
@@ -580,11 +591,18 @@ class FineTuneClassifier(NeuralNetClassifier):
     def _encode_labels(self, y, n_samples: int, *, refit: bool) -> np.ndarray:
         if y is None:
             raise ValueError(
-                "y is required: FineTuneClassifier.fit(X, y) needs one label per image."
+                f"{type(self).__name__} requires y to be passed, but the target y "
+                "is None: fit(X, y) needs one label per image."
             )
         y = np.asarray(y)
-        if y.ndim != 1:
-            y = y.ravel() if y.ndim == 2 and y.shape[1] == 1 else y
+        if y.ndim == 2 and y.shape[1] == 1:
+            warnings.warn(
+                "A column-vector y was passed when a 1d array was expected; it is "
+                "flattened with y.ravel().",
+                DataConversionWarning,
+                stacklevel=3,
+            )
+            y = y.ravel()
         if y.ndim != 1:
             raise ValueError(
                 f"y must be 1-D (one label per image); got shape {y.shape}."
@@ -600,7 +618,8 @@ class FineTuneClassifier(NeuralNetClassifier):
             if len(encoder.classes_) < 2:
                 raise ValueError(
                     f"y has a single class ({encoder.classes_[0].item()!r}); a "
-                    "classifier needs at least 2 classes in the training labels."
+                    "classifier needs at least 2 classes in the training labels, "
+                    "not one class."
                 )
             self.classes_inferred_ = encoder.classes_
         unseen = np.setdiff1d(y, self.classes_)
@@ -654,6 +673,7 @@ class FineTuneClassifier(NeuralNetClassifier):
                 f"This {type(self).__name__} instance is not fitted yet. Call "
                 "'fit' with appropriate arguments before using this estimator."
             )
+        check_width(self, X, reset=False)
         source = as_image_source(X, argument="X", image_shape=self.image_shape)
         size = self.module_.backbone.preprocessing.loading_size
         return ImageDataset(source, None, size=size)
@@ -668,6 +688,18 @@ class FineTuneClassifier(NeuralNetClassifier):
         """Predicted labels, of the same type as the labels given to ``fit``."""
         proba = self.predict_proba(X)
         return self.classes_[proba.argmax(axis=1)]
+
+    def __repr__(self) -> str:
+        # skorch's repr lists its internals; show what the user chose instead.
+        signature = inspect.signature(type(self).__init__).parameters
+        defaults = {name: p.default for name, p in signature.items()}
+        changed = [
+            f"{name}={value!r}"
+            for name, value in self.get_params(deep=False).items()
+            if name in defaults and repr(value) != repr(defaults[name])
+        ]
+        state = "" if getattr(self, "initialized_", False) else "[unfitted]"
+        return f"{type(self).__name__}{state}({', '.join(changed)})"
 
     def __getstate__(self):
         state = super().__getstate__()

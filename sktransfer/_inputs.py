@@ -76,10 +76,12 @@ class ArrayImageSource(ImageSource):
 
     kind = "array"
 
-    def __init__(self, data: np.ndarray, sample_shape: tuple, layout: str):
+    def __init__(
+        self, data: np.ndarray, sample_shape: tuple, layout: str, scale: float = 0
+    ):
         # ``data`` is the user's array (maybe 2-D), kept as is: no up-front copy.
         self._data, self._sample_shape, self._layout = data, sample_shape, layout
-        self._scale = _SCALES[data.dtype.str[1:]]
+        self._scale = scale or _SCALES[data.dtype.str[1:]]
         if layout == "NHW":
             self.image_shape = (1, *sample_shape)
         elif layout == "NHWC":
@@ -220,12 +222,31 @@ def _chunks(data: np.ndarray) -> Iterator[np.ndarray]:
         yield data[start : start + step]
 
 
+def _integer_scale(data: np.ndarray, argument: str) -> float:
+    """Full-scale value of an int array: 8-bit if it fits in 0-255, else 16-bit."""
+    low = min(int(chunk.min()) for chunk in _chunks(data))
+    high = max(int(chunk.max()) for chunk in _chunks(data))
+    if low < 0 or high > 65535:
+        raise ImageInputError(
+            f"{argument} holds integers from {low} to {high}, outside the pixel "
+            f"ranges 0-255 and 0-65535. Rescale it, e.g. to floats in [0, 1]."
+        )
+    return 255.0 if high <= 255 else 65535.0
+
+
 def _array_source(data: np.ndarray, argument: str, image_shape) -> ImageSource:
     shape = data.shape
-    if data.dtype.str[1:] not in _SCALES:
-        hint = " (take the real part or magnitude)" if data.dtype.kind == "c" else ""
+    scale = 0.0
+    if data.dtype.kind in "iu" and data.dtype.str[1:] not in _SCALES and data.size:
+        scale = _integer_scale(data, argument)
+    elif data.dtype.str[1:] not in _SCALES:
+        hint = (
+            " Complex data not supported: take the real part or magnitude."
+            if data.dtype.kind == "c"
+            else ""
+        )
         raise ImageInputError(
-            f"{argument} has dtype {data.dtype}, which is not an image dtype{hint}. "
+            f"{argument} has dtype {data.dtype}, which is not an image dtype.{hint} "
             f"Pass uint8 (0-255), uint16 (0-65535), bool or float in [0, 1], e.g. "
             f"{argument}.astype(np.float32) / {argument}.max()."
         )
@@ -235,8 +256,13 @@ def _array_source(data: np.ndarray, argument: str, image_shape) -> ImageSource:
             "dimensions. Reshape it to (n_samples, height, width), or pass "
             "image_shape=(height, width) (or with channels) to read rows as images."
         )
+    if data.ndim == 2 and shape[1] == 0:
+        raise ImageInputError(
+            f"{argument} has 0 feature(s) (shape={shape}) while a minimum of 1 is "
+            "required: each row must hold the pixels of one image."
+        )
     if data.ndim == 2:
-        sample = tuple(int(s) for s in image_shape)
+        sample = _infer_unknown_axis([int(s) for s in image_shape], shape[1])
         if len(sample) not in (2, 3) or int(np.prod(sample)) != shape[1]:
             raise ImageInputError(
                 f"image_shape={tuple(image_shape)} does not fit the {shape[1]} "
@@ -248,7 +274,8 @@ def _array_source(data: np.ndarray, argument: str, image_shape) -> ImageSource:
         sample = shape[1:]
     else:
         raise ImageInputError(
-            f"{argument} has {data.ndim} dimension(s), shape {shape}; pass {_LAYOUTS}."
+            f"{argument} has {data.ndim} dimension(s), shape {shape}. Reshape your "
+            f"data to {_LAYOUTS}."
         )
     # Channels-last wins when both ends of an image could be the channel axis.
     if len(sample) == 2:
@@ -272,7 +299,16 @@ def _array_source(data: np.ndarray, argument: str, image_shape) -> ImageSource:
                 f"np.nan_to_num({argument}), or drop those samples."
             )
         offset += len(chunk)
-    return ArrayImageSource(data, sample, layout)
+    return ArrayImageSource(data, sample, layout, scale)
+
+
+def _infer_unknown_axis(sample: list[int], n_values: int) -> tuple[int, ...]:
+    """Replace one -1 in ``sample`` by what makes it hold ``n_values`` (as numpy)."""
+    if sample.count(-1) == 1:
+        known = int(np.prod([s for s in sample if s != -1]))
+        if known > 0 and n_values % known == 0:
+            sample[sample.index(-1)] = n_values // known
+    return tuple(sample)
 
 
 def _sequence_source(items: list, argument: str, image_shape) -> ImageSource:
@@ -300,6 +336,17 @@ def _sequence_source(items: list, argument: str, image_shape) -> ImageSource:
             )
         arrays = [_tensor_to_numpy(item) for item in items]
         return _array_source(np.stack(arrays), argument, image_shape)
+    if all(isinstance(item, (list, tuple)) for item in items):
+        # Nested lists of numbers, e.g. X.tolist(): read as one numeric array.
+        try:
+            array = np.asarray(items)
+        except ValueError as exc:
+            raise ImageInputError(
+                f"{argument} is a nested list whose rows have different lengths "
+                "(ragged); give every image the same shape."
+            ) from exc
+        if array.dtype.kind in "biuf":
+            return _array_source(array, argument, image_shape)
     kinds = ", ".join(sorted({type(item).__name__ for item in items}))
     raise ImageInputError(
         f"{argument} is a sequence holding {kinds}. Pass only file paths (str or "
@@ -331,6 +378,9 @@ def as_image_source(
     argument : str, default="X"
         Name of ``X`` in error messages.
     image_shape : tuple of int or None, default=None
+        Shape of one image for 2-D input; one axis may be -1 and is then
+        inferred, as in ``numpy.reshape`` (``(1, -1)`` reads each row of any
+        width as a 1-pixel-high image).
         ``(H, W)``, ``(C, H, W)`` or ``(H, W, C)`` of one row of a 2-D array;
         ignored for other inputs.
 
@@ -379,10 +429,20 @@ def as_image_source(
     if hasattr(X, "iloc") and hasattr(X, "to_numpy"):  # pandas Series/DataFrame
         X = X.to_numpy()
     X = _tensor_to_numpy(X)
+    if not isinstance(X, list | tuple | np.ndarray) and hasattr(X, "__array__"):
+        X = np.asarray(X)  # array-likes such as xarray or memmap wrappers
     if (isinstance(X, (list, tuple)) or getattr(X, "ndim", 0)) and len(X) == 0:
         raise ImageInputError(f"{argument} contains 0 samples; pass at least one.")
     if isinstance(X, (list, tuple)):
         return _sequence_source(list(X), argument, image_shape)
+    if (
+        isinstance(X, np.ndarray)
+        and X.dtype.kind == "O"
+        and X.ndim >= 2
+        and X.size
+        and not isinstance(X.flat[0], str | os.PathLike | Image.Image)
+    ):
+        X = X.astype(np.float64)  # numbers stored as objects (TypeError otherwise)
     if isinstance(X, np.ndarray) and X.dtype.kind in "OUS":
         if X.ndim == 2 and X.shape[1] == 1:  # a one-column DataFrame
             X = X[:, 0]

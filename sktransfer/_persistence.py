@@ -186,7 +186,7 @@ def _restore_classifier(estimator, net, config, state) -> None:
 
 def _restore_extractor(estimator, net, config, state) -> None:
     stop = net.stage_names.index(config["layer"]) + 1
-    del net.stages[stop:]
+    net.truncate(stop)
     load_weights_into(net, state, "the saved model")
     device = resolve_device(estimator.device)
     net.eval().requires_grad_(False).to(device)

@@ -7,6 +7,7 @@ import multiprocessing
 import os
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
@@ -16,6 +17,7 @@ __all__ = [
     "resolve_device",
     "limit_threads",
     "in_worker_process",
+    "check_width",
 ]
 
 
@@ -87,3 +89,28 @@ def in_worker_process() -> bool:
         or "LOKY_MAX_CPU_COUNT" in os.environ
         and multiprocessing.parent_process() is not None
     )
+
+
+def check_width(estimator, X, *, reset: bool) -> None:
+    """Record (``reset=True``) or check the row width of 2-D flattened images.
+
+    Mirrors scikit-learn's ``n_features_in_`` contract for estimators given
+    ``image_shape``; images of other forms carry their own shape.
+    """
+    shape = getattr(X, "shape", None)
+    if shape is None and isinstance(X, list | tuple) and X:
+        if all(isinstance(row, list | tuple) for row in X[:1]):
+            shape = (len(X), len(X[0])) if np.ndim(X[0]) == 1 else None
+    width = int(shape[1]) if shape is not None and len(shape) == 2 else None
+    if reset:
+        if width is not None:
+            estimator.n_features_in_ = width
+        elif hasattr(estimator, "n_features_in_"):
+            del estimator.n_features_in_
+        return
+    expected = getattr(estimator, "n_features_in_", None)
+    if width is not None and expected is not None and width != expected:
+        raise ValueError(
+            f"X has {width} features, but {type(estimator).__name__} is expecting "
+            f"{expected} features as input (rows of the width seen in fit)."
+        )

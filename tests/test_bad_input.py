@@ -61,13 +61,13 @@ def _cases(X, y, files):
             "1-D X",
             lambda: _ext().fit(X[0, 0]),
             ImageInputError,
-            r"X has 1 dim.*pass \(n_samples, height",
+            r"X has 1 dim.*Reshape your data to \(n_samples, height",
         ),
         (
             "5-D X",
             lambda: _ext().fit(X[:, None, None]),
             ImageInputError,
-            r"X has 5 dim.*pass \(n_samples",
+            r"X has 5 dim.*Reshape your data to \(n_samples",
         ),
         (
             "2 channels",
@@ -144,6 +144,12 @@ def _cases(X, y, files):
         (
             "other width at transform",
             lambda: _ext(image_shape=(8, 8)).fit(flat).transform(flat[:, :63]),
+            ValueError,
+            r"X has 63 features, but PretrainedFeatureExtractor is expecting 64",
+        ),
+        (
+            "image_shape not fitting",
+            lambda: _ext(image_shape=(8, 8)).fit(flat[:, :63]),
             ImageInputError,
             r"image_shape=\(8, 8\) does not fit the 63 values per row of X",
         ),

@@ -205,3 +205,8 @@ def test_image_files_are_embedded_like_arrays(tmp_path, few_digits):
     from_files = extractor.transform(paths)
     from_arrays = extractor.transform((X[:5] * 255).round().astype(np.uint8))
     np.testing.assert_allclose(from_files, from_arrays, rtol=1e-3, atol=1e-3)
+
+
+def test_cut_backbone_keeps_its_stage_names(few_digits):
+    extractor = _shipped(layer="layer2").fit(few_digits[0][:2])
+    assert extractor.backbone_.stage_names == ["stem", "layer1", "layer2"]

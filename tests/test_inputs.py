@@ -178,11 +178,17 @@ def test_image_source_is_returned_unchanged(rng):
     [
         (np.zeros((0, 8, 8)), r"images.*0 samples; pass at least one"),
         ([], r"images.*0 samples"),
-        (np.zeros(8), r"images has 1 dimension.*pass \(n_samples, height, width\)"),
-        (np.zeros((2, 3, 4, 4, 3)), r"images has 5 dimension.*pass \(n_samples"),
+        (
+            np.zeros(8),
+            r"images has 1 dimension.*Reshape your data to \(n_samples, height",
+        ),
+        (
+            np.zeros((2, 3, 4, 4, 3)),
+            r"images has 5 dimension.*Reshape your data to \(n_samples",
+        ),
         (np.zeros((2, 8, 8, 5)), r"images holds images of shape.*1, 3 or 4 channels"),
         (np.zeros((2, 8, 8), np.complex64), r"images has dtype complex64.*real part"),
-        (np.zeros((2, 8, 8), np.int64), r"images has dtype int64.*Pass uint8"),
+        (np.full((2, 8, 8), -1, np.int64), r"images holds integers from -1.*Rescale"),
         (np.zeros((4, 64)), r"images is 2-D.*pass image_shape"),
         (np.array([1, 2.5, None], dtype=object), r"images is a sequence holding"),
         ([1, 2, 3], r"images is a sequence holding int.*only file paths"),

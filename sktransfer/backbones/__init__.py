@@ -1,8 +1,14 @@
 """Backbone registry: names -> specs -> resolved :class:`Backbone` modules."""
 
-from . import _shipped, _torchvision  # noqa: F401  (registers the specs)
+# Importing the sources registers their specs ("timm/..." names on demand).
+from . import _efficientnet_lite, _shipped, _timm, _torchvision  # noqa: F401
 from ._base import Backbone, BackboneSpec, WeightsEntry, pool_features
-from ._registry import get_backbone_spec, list_backbones, register_backbone
+from ._registry import (
+    get_backbone_spec,
+    list_backbones,
+    register_backbone,
+    register_backbone_source,
+)
 from ._resolve import resolve_backbone
 
 __all__ = [
@@ -13,5 +19,6 @@ __all__ = [
     "list_backbones",
     "pool_features",
     "register_backbone",
+    "register_backbone_source",
     "resolve_backbone",
 ]

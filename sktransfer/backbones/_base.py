@@ -148,6 +148,12 @@ class Backbone(nn.Module):
     def n_stages(self) -> int:
         return len(self.stages)
 
+    def truncate(self, stop: int) -> Backbone:
+        """Keep only the first ``stop`` stages (names kept), in place."""
+        kept = list(self.stages.named_children())[:stop]
+        self.stages = nn.Sequential(OrderedDict(kept))
+        return self
+
     def forward(self, x: torch.Tensor, start: int = 0, stop: int | None = None):
         """Run stages ``start`` to ``stop`` (exclusive) on ``x``."""
         for stage in list(self.stages)[start:stop]:

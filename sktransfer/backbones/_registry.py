@@ -90,18 +90,20 @@ def list_backbones(pattern: str | None = None) -> list[str]:
 
 
 def get_backbone_spec(name: str) -> BackboneSpec:
-    """Return the spec registered under ``name`` or explain what exists."""
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        pass
-    if name in _SOURCE_SPECS:
-        return _SOURCE_SPECS[name]
-    for prefix, factory in _SOURCES.items():
-        if isinstance(name, str) and name.startswith(prefix):
-            spec = factory(name)
-            _SOURCE_SPECS[name] = spec
-            return spec
+    """Return the spec registered under ``name`` or explain what exists.
+
+    Names claimed by a source (:func:`register_backbone_source`) are built by it
+    on first use and cached.
+    """
+    if isinstance(name, str):
+        if name in _REGISTRY:
+            return _REGISTRY[name]
+        if name in _SOURCE_SPECS:
+            return _SOURCE_SPECS[name]
+        for prefix, factory in _SOURCES.items():
+            if name.startswith(prefix):
+                _SOURCE_SPECS[name] = factory(name)
+                return _SOURCE_SPECS[name]
     close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.5)
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     sources = "".join(f", a name starting with {p!r}" for p in _SOURCES)

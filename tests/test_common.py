@@ -1,0 +1,56 @@
+"""scikit-learn's own estimator checks, run on both public estimators.
+
+Images are not tabular, so the estimators are told ``image_shape=(1, -1)``: each
+row of a 2-D float array is read as a 1-pixel-high grayscale image, and most of
+scikit-learn's tabular checks run for real. The few that cannot apply are listed
+with the reason.
+"""
+
+from __future__ import annotations
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sktransfer import FineTuneClassifier, PretrainedFeatureExtractor
+
+ROWS_AS_IMAGES = {"image_shape": (1, -1), "device": "cpu"}
+
+_NOT_IMAGES = "sparse matrices are not images; pass a dense array"
+EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
+    "PretrainedFeatureExtractor": {
+        "check_estimator_sparse_array": _NOT_IMAGES,
+        "check_estimator_sparse_matrix": _NOT_IMAGES,
+    },
+    "FineTuneClassifier": {
+        "check_estimator_sparse_array": _NOT_IMAGES,
+        "check_estimator_sparse_matrix": _NOT_IMAGES,
+        "check_no_attributes_set_in_init": (
+            "skorch's NeuralNet.__init__ sets history_, initialized_ and "
+            "init_context_ itself"
+        ),
+        "check_do_not_raise_errors_in_init_or_set_params": (
+            "skorch rebuilds callbacks inside set_params(callbacks=...), so an "
+            "invalid callbacks value fails there rather than in fit"
+        ),
+        "check_classifiers_one_label_sample_weights": (
+            "fit takes no sample_weight (use class_weight); skorch rejects the "
+            "unknown fit parameter"
+        ),
+    },
+}
+
+
+def _expected_failed_checks(estimator):
+    return EXPECTED_FAILED_CHECKS[type(estimator).__name__]
+
+
+@parametrize_with_checks(
+    [
+        PretrainedFeatureExtractor("fmnist_resnet", **ROWS_AS_IMAGES),
+        FineTuneClassifier(
+            "fmnist_resnet", max_epochs=2, random_state=0, **ROWS_AS_IMAGES
+        ),
+    ],
+    expected_failed_checks=_expected_failed_checks,
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
