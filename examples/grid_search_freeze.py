@@ -6,7 +6,7 @@ How many pretrained stages should stay frozen? ``freeze`` is a plain
 hyperparameter, so scikit-learn's ``GridSearchCV`` answers it by cross-validation
 on the training labels only; the held-out test set is touched once, at the end.
 
-Target task: scikit-learn's 8x8 digits with 50 labels per class. Backbone: the
+Target task: scikit-learn's 8x8 digits with 30 labels per class. Backbone: the
 ``fmnist_resnet`` shipped with sktransfer (pretrained on Fashion-MNIST clothes), so
 this runs offline, in a few minutes on 2 CPU cores. Run it with
 ``./dev python examples/grid_search_freeze.py``.
@@ -25,14 +25,14 @@ from sktransfer import FineTuneClassifier
 digits = load_digits()
 X, y = digits.images / 16.0, digits.target
 X_train, X_test, y_train, y_test = train_test_split(
-    X, y, train_size=500, stratify=y, random_state=0
+    X, y, train_size=300, stratify=y, random_state=0
 )
 
 # %%
 # ``freeze=0`` fine-tunes every stage, ``"all"`` trains the head only (solved
 # exactly as a logistic regression). The backbone has 6 stages: stem, layer1-4, pool.
 clf = FineTuneClassifier(
-    "fmnist_resnet", max_epochs=10, batch_size=32, device="cpu", random_state=0
+    "fmnist_resnet", max_epochs=8, batch_size=32, device="cpu", random_state=0
 )
 grid = GridSearchCV(
     clf,
