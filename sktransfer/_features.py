@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import pickle
 import sys
+import warnings
 from numbers import Integral
 
 import joblib
@@ -17,6 +20,7 @@ from sklearn.base import (
 )
 from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
+from skorch.exceptions import DeviceWarning
 
 from ._cache import as_memory, frozen_outputs
 from ._inputs import as_image_source, iter_batches
@@ -312,6 +316,24 @@ class PretrainedFeatureExtractor(
 
         return tqdm(total=total, desc="embedding", unit="img")
 
+    def __getstate__(self):
+        state = super().__getstate__()
+        device = state.get("device_")
+        if device is not None and device.type != "cpu":
+            # Tensors on a GPU unpickle only where that GPU exists; pickle them
+            # apart so __setstate__ can load them where they fit (as skorch does).
+            modules = {key: state.pop(key) for key in ("backbone_", "preprocessing_")}
+            state["_device_modules"] = pickle.dumps(modules)
+        return state
+
+    def __setstate__(self, state):
+        blob = state.pop("_device_modules", None)
+        if blob is not None:
+            device = _loadable_device(state["device_"])
+            state.update(_MapLocationUnpickler(io.BytesIO(blob), device).load())
+            state["device_"] = device
+        super().__setstate__(state)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.two_d_array = self.image_shape is not None
@@ -320,3 +342,40 @@ class PretrainedFeatureExtractor(
         tags.transformer_tags.preserves_dtype = ["float32"]
         tags.requires_fit = True
         return tags
+
+
+def _loadable_device(device: torch.device) -> torch.device:
+    """``device`` if this machine has it, else the CPU (with a warning)."""
+    if device.type == "cuda" and torch.cuda.is_available():
+        if (device.index or 0) < torch.cuda.device_count():
+            return device
+    elif device.type == "mps" and torch.backends.mps.is_available():
+        return device
+    elif device.type == "cpu":
+        return device
+    warnings.warn(
+        f"This PretrainedFeatureExtractor was fitted on {device}, which this "
+        "machine does not have; its backbone is loaded on the CPU instead.",
+        DeviceWarning,
+        stacklevel=3,
+    )
+    return torch.device("cpu")
+
+
+class _MapLocationUnpickler(pickle.Unpickler):
+    """Unpickle modules with every tensor loaded onto ``map_location``."""
+
+    def __init__(self, file, map_location: torch.device):
+        super().__init__(file)
+        self.map_location = map_location
+
+    def find_class(self, module, name):
+        # Pickled torch storages are rebuilt by torch.storage._load_from_bytes.
+        if (module, name) == ("torch.storage", "_load_from_bytes"):
+            return self._load_storage
+        return super().find_class(module, name)
+
+    def _load_storage(self, data: bytes):
+        return torch.load(
+            io.BytesIO(data), map_location=self.map_location, weights_only=True
+        )

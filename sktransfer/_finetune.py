@@ -42,6 +42,21 @@ def _encoded_accuracy(net, X, y) -> float:
     return float((net.predict_proba(X).argmax(axis=1) == np.asarray(y)).mean())
 
 
+class _LRScheduler(LRScheduler):
+    """skorch's LRScheduler, minus the live scheduler in pickles.
+
+    The torch scheduler holds the optimiser, so pickling it copied the optimiser
+    and every trained parameter a second time, outside skorch's device mapping: a
+    model fitted on a GPU could not be unpickled without one. It is rebuilt in
+    ``on_train_begin``, as skorch-dev/skorch#1150 (after skorch 1.4.0) does.
+    """
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["lr_scheduler_"] = None
+        return state
+
+
 class FineTuneClassifier(NeuralNetClassifier):
     """Fine-tune a pretrained backbone with a new head, as a scikit-learn classifier.
 
@@ -77,11 +92,14 @@ class FineTuneClassifier(NeuralNetClassifier):
         Resize images straight to this size instead of the weights' recipe.
     image_shape : tuple or None, default=None
         Shape of one image, to accept 2-D arrays of flattened images.
-    lr : float, default=1e-3
+    lr : float, default=3e-3
         Learning rate of the head (AdamW by default).
     backbone_lr : float or None, default=None
-        Learning rate of the unfrozen backbone stages. None uses ``lr / 10`` for
-        pretrained weights and ``lr`` when training from scratch.
+        Learning rate of the unfrozen backbone stages. None uses ``lr / 3`` for
+        pretrained weights (and custom modules) and ``lr`` when training from
+        scratch (``weights=None`` with a registered name). Measured on
+        Fashion-MNIST 5-9 with 10 and 50 labels per class, ``lr / 10`` left the
+        backbone nearly unchanged in short fine-tuning runs (0.826 vs 0.872).
     weight_decay : float, default=1e-2
         Decoupled weight decay of AdamW.
     max_epochs : int, default=10
@@ -218,7 +236,7 @@ class FineTuneClassifier(NeuralNetClassifier):
         probe_C=1.0,
         image_size=None,
         image_shape=None,
-        lr=1e-3,
+        lr=3e-3,
         backbone_lr=None,
         weight_decay=1e-2,
         max_epochs=10,
@@ -298,7 +316,7 @@ class FineTuneClassifier(NeuralNetClassifier):
             ),
         )
         if self.schedule == "cosine":
-            schedule = LRScheduler(
+            schedule = _LRScheduler(
                 torch.optim.lr_scheduler.CosineAnnealingLR,
                 T_max=self.max_epochs if _positive_int(self.max_epochs) else 1,
             )
@@ -368,10 +386,14 @@ class FineTuneClassifier(NeuralNetClassifier):
         self.optimizer_ = self.optimizer(groups, **kwargs)
         return self
 
+    def _pretrained(self) -> bool:
+        # A user's module arrives with its own (presumably trained) parameters.
+        return self.weights is not None or not isinstance(self.backbone, str)
+
     def _backbone_lr(self) -> float:
         if self.backbone_lr is not None:
             return float(self.backbone_lr)
-        return self.lr if self.weights is None else self.lr / 10
+        return self.lr / 3 if self._pretrained() else self.lr
 
     def _get_param_names(self):
         # skorch's bookkeeping set is not a hyperparameter.
@@ -468,7 +490,7 @@ class FineTuneClassifier(NeuralNetClassifier):
         if (
             probe
             and self.head_init == "probe"
-            and self.weights is not None
+            and self._pretrained()
             and linear_head
         ):
             self._fit_probe(data, train_index, cached)
@@ -703,10 +725,13 @@ class FineTuneClassifier(NeuralNetClassifier):
 
     def __getstate__(self):
         state = super().__getstate__()
-        if "device_" in state:
-            # skorch maps tensors to state["device"] when unpickling.
-            state["device"] = str(state["device_"])
-            state["_device_param"] = self.device
+        # skorch maps tensors to state["device"] when unpickling, so it must be
+        # a real device: the one fitted on, or the CPU before fit ("auto" is
+        # not one, and an unfitted net holds no tensors). The parameter travels
+        # apart, unchanged, so an unfitted "auto" is resolved where fit runs.
+        fitted_on = state.get("device_")
+        state["device"] = str(fitted_on) if fitted_on is not None else "cpu"
+        state["_device_param"] = self.device
         return state
 
     def __setstate__(self, state):
