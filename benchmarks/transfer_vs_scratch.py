@@ -83,6 +83,8 @@ from sktransfer import FineTuneClassifier, PretrainedFeatureExtractor
 from sktransfer.datasets import load_fashion_mnist
 
 NAME = "transfer_vs_scratch"
+# What weights=None means for a registered name, spelled out for custom modules.
+FROM_SCRATCH = {"head_init": "random", "backbone_lr": FineTuneClassifier().lr}
 SEEDS = (0, 1, 2)
 ANCHOR_TARGET = 0.916  # Fashion-MNIST benchmark table, "2 Conv+pooling"
 LABELS = {
@@ -165,7 +167,13 @@ def fashion_task(source: dict, quick: bool) -> Task:
         backbone=lambda: stages(5),
         weights=source["backbone_weights"],
         # Same architecture and normalisation, random weights, seeded.
-        scratch=lambda seed: {"backbone": stages(5, seed=seed), "weights": None},
+        # Random stages passed as a module: say explicitly that nothing is
+        # pretrained (no probe initialisation, one learning rate everywhere).
+        scratch=lambda seed: {
+            "backbone": stages(5, seed=seed),
+            "weights": None,
+            **FROM_SCRATCH,
+        },
         tutorial=lambda seed, epochs: TutorialFineTune(
             lambda: load_file(checkpoint),
             5,
@@ -192,7 +200,7 @@ def digits_task(quick: bool) -> Task:
     task.methods = methods(
         backbone=lambda: "fmnist_resnet",
         weights="DEFAULT",
-        scratch=lambda seed: {"weights": None},
+        scratch=lambda seed: {"weights": None, **FROM_SCRATCH},
         tutorial=lambda seed, epochs: TutorialFineTune(
             shipped_checkpoint, 10, FMNIST_MEAN, FMNIST_STD, epochs=epochs, seed=seed
         ),
