@@ -487,12 +487,7 @@ class FineTuneClassifier(NeuralNetClassifier):
             Subset(data, valid_index) if valid_index is not None else None
         )
         linear_head = not self.head_hidden
-        if (
-            probe
-            and self.head_init == "probe"
-            and self._pretrained()
-            and linear_head
-        ):
+        if probe and self.head_init == "probe" and self._pretrained() and linear_head:
             self._fit_probe(data, train_index, cached)
             if self.n_frozen_ == module.backbone.n_stages:
                 # Head-only with a linear head is convex: the probe is the optimum.
