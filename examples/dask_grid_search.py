@@ -16,7 +16,7 @@ instead; nothing else changes. With Ray, ``ray.util.joblib.register_ray()`` and
 
 Target task: scikit-learn's 8x8 digits, 50 labels per class, tested on the other
 1,297 digits. Backbone: the ``fmnist_resnet`` shipped with sktransfer. Needs
-``pip install "sktransfer[dask]"``; about a minute on 2 CPU cores. Run it with
+``pip install "sktransfer[dask]"``; 1-2 minutes on 2 CPU cores. Run it with
 ``./dev python examples/dask_grid_search.py``.
 """
 

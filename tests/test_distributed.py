@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from skorch.exceptions import DeviceWarning
+from threadpoolctl import threadpool_limits
 
 from sktransfer import FineTuneClassifier, PretrainedFeatureExtractor
 
@@ -313,10 +314,12 @@ def test_grid_search_on_a_dask_cluster_matches_the_sequential_search(
     assert os.getpid() not in pids and pids <= workers
     # Each worker used the one thread dask gave it.
     assert set(results["mean_test_threads"]) == {1.0}
+    # One torch and one BLAS thread, as on the workers: the same arithmetic.
     previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # the same arithmetic as on the workers
+    torch.set_num_threads(1)
     try:
-        sequential = _search(n_jobs=1).fit(X, y)
+        with threadpool_limits(1):
+            sequential = _search(n_jobs=1).fit(X, y)
     finally:
         torch.set_num_threads(previous)
     assert on_dask.best_params_ == sequential.best_params_
