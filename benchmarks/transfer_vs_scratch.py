@@ -34,8 +34,8 @@ full-network fit sees about 5,000 images (``epochs = clip(5000 / n_train, 1,
 30)``), so all methods train with the same budget; k="all" runs one seed (the
 training set is then the same for every seed) and no grid search (too slow here).
 
-Run with ``./dev bench transfer_vs_scratch`` (measured: 29 CPU-minutes with one
-torch thread, 37 minutes wall on a 2-core machine shared with other jobs) or
+Run with ``./dev bench transfer_vs_scratch`` (measured: 27 CPU-minutes with one
+torch thread, 32 minutes wall on a 2-core machine shared with other jobs) or
 ``./dev bench transfer_vs_scratch --quick`` (1 seed, small k, few epochs, 1000 test
 images for task 1, no anchor; 2 CPU-minutes, 3 minutes wall). On a busy machine
 ``OMP_NUM_THREADS=1`` is several times faster than two threads fighting for the
