@@ -11,13 +11,10 @@ from numbers import Integral, Real
 import joblib
 import numpy as np
 import torch
-from sklearn.exceptions import DataConversionWarning, NotFittedError
-from sklearn.linear_model import LogisticRegression
+from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import compute_class_weight
 from sklearn.utils._param_validation import validate_parameter_constraints
-from sklearn.utils.multiclass import check_classification_targets
 from skorch import NeuralNet, NeuralNetClassifier
 from skorch.callbacks import EarlyStopping, EpochScoring, LRScheduler
 from torch import nn
@@ -25,6 +22,8 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 
 from ._cache import CacheTooLargeError, FrozenOutputs, as_memory, frozen_outputs
 from ._inputs import ImageDataset, as_image_source
+from ._labels import check_labels, encode_labels, fit_classes
+from ._probe import fit_linear_probe
 from ._transfer_net import BatchAugment, TransferNet, build_head
 from ._validation import Interval, StrOptions, check_width, resolve_device
 from .backbones import pool_features, resolve_backbone
@@ -537,26 +536,13 @@ class FineTuneClassifier(NeuralNetClassifier):
                 embeddings.append(module.embed(batch).cpu())
         features = torch.cat(embeddings).double().numpy()
         labels = np.asarray(self._y_encoded_)[train_index]
-        probe = LogisticRegression(
+        fit_linear_probe(
+            module.head[-1],
+            features,
+            labels,
             C=self.probe_C,
             class_weight=self._probe_class_weight(),
-            tol=1e-6,
-            max_iter=5000,
-        ).fit(features, labels)
-        linear = module.head[-1]
-        coef = torch.as_tensor(probe.coef_, dtype=linear.weight.dtype)
-        intercept = torch.as_tensor(probe.intercept_, dtype=linear.bias.dtype)
-        with torch.no_grad():
-            if len(self.classes_) == 2:
-                # Binary LR gives one logit; [0, z] has the same softmax.
-                linear.weight.zero_()
-                linear.bias.zero_()
-                linear.weight[1] = coef[0]
-                linear.bias[1] = intercept[0]
-            else:
-                present = probe.classes_
-                linear.weight[present] = coef.to(linear.weight.device)
-                linear.bias[present] = intercept.to(linear.bias.device)
+        )
 
     def _probe_class_weight(self):
         if isinstance(self.class_weight, dict):
@@ -606,49 +592,11 @@ class FineTuneClassifier(NeuralNetClassifier):
         return int(self.freeze)
 
     def _encode_labels(self, y, n_samples: int, *, refit: bool) -> np.ndarray:
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y "
-                "is None: fit(X, y) needs one label per image."
-            )
-        y = np.asarray(y)
-        if y.ndim == 2 and y.shape[1] == 1:
-            warnings.warn(
-                "A column-vector y was passed when a 1d array was expected; it is "
-                "flattened with y.ravel().",
-                DataConversionWarning,
-                stacklevel=3,
-            )
-            y = y.ravel()
-        if y.ndim != 1:
-            raise ValueError(
-                f"y must be 1-D (one label per image); got shape {y.shape}."
-            )
-        if len(y) != n_samples:
-            raise ValueError(
-                f"X and y have different lengths: {n_samples} images but "
-                f"{len(y)} labels. Give exactly one label per image."
-            )
-        check_classification_targets(y)
+        y = check_labels(y, n_samples, estimator=type(self).__name__)
         if refit:
-            encoder = LabelEncoder().fit(y)
-            if len(encoder.classes_) < 2:
-                raise ValueError(
-                    f"y has a single class ({encoder.classes_[0].item()!r}); a "
-                    "classifier needs at least 2 classes in the training labels, "
-                    "not one class."
-                )
-            self.classes_inferred_ = encoder.classes_
-        unseen = np.setdiff1d(y, self.classes_)
-        if len(unseen):
-            raise ValueError(
-                f"y contains labels {unseen[:5].tolist()} that were not seen in "
-                f"the first fit (classes_ = {self.classes_.tolist()}); call fit "
-                "to start over with new classes."
-            )
-        encoded = np.searchsorted(self.classes_, y).astype(np.int64)
-        self._y_encoded_ = encoded
-        return encoded
+            self.classes_inferred_ = fit_classes(y)
+        self._y_encoded_ = encode_labels(y, self.classes_)
+        return self._y_encoded_
 
     def _seed(self):
         if self.random_state is None:
