@@ -204,22 +204,24 @@ class PretrainedFeatureExtractor(
         check_backbone_argument(self.backbone, self.weights)
         device = resolve_device(self.device)
         net = resolve_backbone(self.backbone, self.weights, image_size=self.image_size)
-        stop = self._stage_stop(net)
-        self.layer_ = net.stage_names[stop - 1]
         # Later stages are never computed, so drop them.
-        net.truncate(stop)
+        net.truncate(self._stage_stop(net))
+        self._install(net, device)
+        check_width(self, X, reset=True)
+        return self
+
+    def _install(self, net, device: torch.device) -> None:
+        """Set the fitted state from a backbone already cut after ``layer``."""
         net.eval().requires_grad_(False).to(device)
         if self.channels_last:
             net.to(memory_format=torch.channels_last)
         self.backbone_ = net
         self.preprocessing_ = net.preprocessing
         self.device_ = device
-        check_width(self, X, reset=True)
-        probe = torch.zeros(
-            1, net.preprocessing.in_channels, *net.preprocessing.crop_size
-        )
-        self.n_features_out_ = int(self._embed(probe.to(device)).shape[1])
-        return self
+        self.layer_ = net.stage_names[-1]
+        prep = net.preprocessing
+        probe = torch.zeros(1, prep.in_channels, *prep.crop_size, device=device)
+        self.n_features_out_ = int(self._embed(probe).shape[1])
 
     def _stage_stop(self, net) -> int:
         names = net.stage_names

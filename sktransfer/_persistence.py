@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 from safetensors.torch import load_file, save_file
 
 from ._features import PretrainedFeatureExtractor
@@ -185,14 +184,6 @@ def _restore_classifier(estimator, net, config, state) -> None:
 
 
 def _restore_extractor(estimator, net, config, state) -> None:
-    stop = net.stage_names.index(config["layer"]) + 1
-    net.truncate(stop)
+    net.truncate(net.stage_names.index(config["layer"]) + 1)
     load_weights_into(net, state, "the saved model")
-    device = resolve_device(estimator.device)
-    net.eval().requires_grad_(False).to(device)
-    estimator.backbone_ = net
-    estimator.preprocessing_ = net.preprocessing
-    estimator.device_ = device
-    estimator.layer_ = config["layer"]
-    probe = torch.zeros(1, net.preprocessing.in_channels, *net.preprocessing.crop_size)
-    estimator.n_features_out_ = int(estimator._embed(probe.to(device)).shape[1])
+    estimator._install(net, resolve_device(estimator.device))
