@@ -5,11 +5,17 @@ from ._finetune import FineTuneClassifier
 from ._inputs import as_image_source, list_image_folder
 from ._persistence import load_model, save_model
 from ._version import __version__
-from .backbones import list_backbones, register_backbone, resolve_backbone
+from .backbones import (
+    Preprocessing,
+    list_backbones,
+    register_backbone,
+    resolve_backbone,
+)
 
 __all__ = [
     "FineTuneClassifier",
     "PretrainedFeatureExtractor",
+    "Preprocessing",
     "as_image_source",
     "list_backbones",
     "list_image_folder",

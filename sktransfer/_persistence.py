@@ -19,7 +19,7 @@ from ._features import PretrainedFeatureExtractor
 from ._finetune import FineTuneClassifier
 from ._validation import resolve_device
 from ._version import __version__
-from ._weights import load_weights_into
+from .backbones._weights import load_weights_into
 from .backbones import resolve_backbone
 
 __all__ = ["save_model", "load_model"]

@@ -3,6 +3,7 @@
 # Importing the sources registers their specs ("timm/..." names on demand).
 from . import _efficientnet_lite, _shipped, _timm, _torchvision  # noqa: F401
 from ._base import Backbone, BackboneSpec, WeightsEntry, pool_features
+from ._preprocessing import Preprocessing
 from ._registry import (
     get_backbone_spec,
     list_backbones,
@@ -14,6 +15,7 @@ from ._resolve import resolve_backbone
 __all__ = [
     "Backbone",
     "BackboneSpec",
+    "Preprocessing",
     "WeightsEntry",
     "get_backbone_spec",
     "list_backbones",

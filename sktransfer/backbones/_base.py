@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .._preprocessing import Preprocessing
+from ._preprocessing import Preprocessing
 
 __all__ = ["Backbone", "BackboneSpec", "WeightsEntry", "pool_features"]
 
@@ -110,7 +110,7 @@ class Backbone(nn.Module):
     >>> import torch
     >>> from torch import nn
     >>> from sktransfer.backbones import Backbone
-    >>> from sktransfer._preprocessing import Preprocessing
+    >>> from sktransfer.backbones import Preprocessing
     >>> net = Backbone(
     ...     [("conv", nn.Conv2d(1, 4, 3)), ("pool", nn.AdaptiveAvgPool2d(1)),
     ...      ("flat", nn.Flatten())],

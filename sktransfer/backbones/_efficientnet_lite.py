@@ -23,8 +23,8 @@ import re
 import torch
 from torch import nn
 
-from .._preprocessing import Preprocessing
-from .._weights import file_digest, load_state_dict_file
+from ._preprocessing import Preprocessing
+from ._weights import file_digest, load_state_dict_file
 from ..exceptions import WeightsError, WeightsUnavailableError
 from ._base import BackboneSpec, WeightsEntry
 from ._registry import register_backbone

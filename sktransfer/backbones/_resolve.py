@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from .._preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
-from .._weights import (
+from ._preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from ._weights import (
     file_digest,
     is_weights_path,
     load_state_dict_file,

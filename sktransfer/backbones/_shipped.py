@@ -14,7 +14,7 @@ from importlib import resources
 
 from torch import nn
 
-from .._preprocessing import Preprocessing
+from ._preprocessing import Preprocessing
 from ._base import BackboneSpec, WeightsEntry
 from ._registry import register_backbone
 

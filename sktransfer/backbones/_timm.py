@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .._preprocessing import Preprocessing
+from ._preprocessing import Preprocessing
 from ..exceptions import WeightsUnavailableError
 from ._base import BackboneSpec, WeightsEntry
 from ._registry import register_backbone_source

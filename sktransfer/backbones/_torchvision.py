@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from .._preprocessing import Preprocessing
-from .._weights import download_state_dict
+from ._preprocessing import Preprocessing
+from ._weights import download_state_dict
 from ._base import BackboneSpec, WeightsEntry
 from ._registry import register_backbone
 

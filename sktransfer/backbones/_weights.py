@@ -53,7 +53,7 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     Examples
     --------
     >>> import tempfile, os, torch
-    >>> from sktransfer._weights import load_state_dict_file
+    >>> from sktransfer.backbones._weights import load_state_dict_file
     >>> path = os.path.join(tempfile.mkdtemp(), "w.pt")
     >>> torch.save({"state_dict": {"w": torch.ones(2)}}, path)
     >>> load_state_dict_file(path)

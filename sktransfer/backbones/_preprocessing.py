@@ -43,7 +43,7 @@ class Preprocessing:
     Examples
     --------
     >>> import torch
-    >>> from sktransfer._preprocessing import Preprocessing
+    >>> from sktransfer.backbones import Preprocessing
     >>> prep = Preprocessing(crop_size=(32, 32), mean=(0.5,), std=(0.5,), in_channels=1)
     >>> prep(torch.rand(4, 3, 64, 48)).shape
     torch.Size([4, 1, 32, 32])
