@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .exceptions import ImageInputError
+from ..exceptions import ImageInputError
 
 __all__ = ["ImageSource", "ArrayImageSource", "PathImageSource", "PILImageSource"]
 __all__ += ["ImageDataset", "as_image_source", "iter_batches", "list_image_folder"]
