@@ -1,0 +1,37 @@
+"""Turn what users hold into model batches, one modality behind one interface.
+
+``_source`` holds the modality-neutral interface (:class:`InputSource`,
+:class:`Modality` and its registry, :func:`iter_batches`,
+:class:`SourceDataset`); ``_images`` and the ``_image_*`` modules implement the
+``"image"`` modality on top of it.
+"""
+
+from ._image_arrays import ArrayImageSource
+from ._image_files import PathImageSource, PILImageSource
+from ._image_folder import list_image_folder
+from ._images import ImageDataset, ImageModality, ImageSource, as_image_source
+from ._source import (
+    InputSource,
+    Modality,
+    SourceDataset,
+    get_modality,
+    iter_batches,
+    register_modality,
+)
+
+__all__ = [
+    "ArrayImageSource",
+    "ImageDataset",
+    "ImageModality",
+    "ImageSource",
+    "InputSource",
+    "Modality",
+    "PILImageSource",
+    "PathImageSource",
+    "SourceDataset",
+    "as_image_source",
+    "get_modality",
+    "iter_batches",
+    "list_image_folder",
+    "register_modality",
+]
