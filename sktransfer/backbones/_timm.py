@@ -40,9 +40,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._preprocessing import Preprocessing
 from ..exceptions import WeightsUnavailableError
 from ._base import BackboneSpec, WeightsEntry
+from ._preprocessing import Preprocessing
 from ._registry import register_backbone_source
 
 __all__ = ["PREFIX", "import_timm", "preprocessing_from_timm", "timm_split"]
