@@ -20,11 +20,12 @@ import joblib
 import numpy as np
 import torch
 
-from ._inputs import ImageSource, iter_batches
+from ._inputs import InputSource, iter_batches
+from ._runtime import BackboneRuntime
 from .backbones import Backbone
+from .exceptions import CacheTooLargeError
 
 __all__ = [
-    "CacheTooLargeError",
     "FrozenOutputs",
     "as_memory",
     "bytes_per_image",
@@ -33,10 +34,6 @@ __all__ = [
 ]
 
 _DTYPES = {"float32": np.float32, "float16": np.float16}
-
-
-class CacheTooLargeError(ValueError):
-    """The frozen-stage outputs would not fit the memory budget."""
 
 
 @dataclass
@@ -68,19 +65,9 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} GiB"
 
 
-@torch.inference_mode()
 def bytes_per_image(net: Backbone, stop: int, dtype: str = "float32") -> int:
-    """Bytes one image's output of stage ``stop`` takes, found by a dry run."""
-    prep = net.preprocessing
-    was_training = net.training
-    net.eval()
-    try:
-        device = next(net.parameters(), torch.empty(0)).device
-        probe = torch.zeros(1, prep.in_channels, *prep.crop_size, device=device)
-        out = net(prep(probe), stop=stop)
-    finally:
-        net.train(was_training)
-    return int(out[0].numel() * np.dtype(_DTYPES[dtype]).itemsize)
+    """Bytes one sample's output of the first ``stop`` stages takes."""
+    return int(np.prod(net.output_shape(stop)) * np.dtype(_DTYPES[dtype]).itemsize)
 
 
 def _state_fingerprint(net: Backbone, stop: int) -> str:
@@ -93,38 +80,32 @@ def _state_fingerprint(net: Backbone, stop: int) -> str:
     return joblib.hash(state)
 
 
-def _compute(key, net, source, stop, dtype, batch_size, device) -> np.ndarray:
+def _compute(key, runtime, source, stop, dtype, batch_size) -> np.ndarray:
     """Run the first ``stop`` stages over ``source``; ``key`` only names the result."""
-    prep = net.preprocessing
-    was_training = net.training
-    net.eval()
-    chunks = []
-    try:
-        with torch.inference_mode():
-            for batch in iter_batches(source, batch_size, size=prep.loading_size):
-                out = net(prep(batch.to(device)), stop=stop)
-                chunks.append(out.float().cpu().numpy().astype(_DTYPES[dtype]))
-    finally:
-        net.train(was_training)
+    size = runtime.preprocessing.loading_size
+    batches = iter_batches(source, batch_size, size=size)
+    chunks = [
+        out.numpy().astype(_DTYPES[dtype]) for out in runtime.outputs(batches, stop)
+    ]
     return np.concatenate(chunks)
 
 
 def frozen_outputs(
-    net: Backbone,
-    source: ImageSource,
+    runtime: BackboneRuntime,
+    source: InputSource,
     stop: int,
     *,
     memory: joblib.Memory | None = None,
     dtype: str = "float32",
     max_bytes: int | None = None,
     batch_size: int = 64,
-    device: torch.device | str = "cpu",
 ) -> FrozenOutputs:
-    """Outputs of stages ``[0, stop)`` for all images, from disk when cached.
+    """Outputs of stages ``[0, stop)`` for all inputs, from disk when cached.
 
     Raises :class:`CacheTooLargeError` before computing anything when they would
     take more than ``max_bytes``.
     """
+    net = runtime.backbone
     per_image = bytes_per_image(net, stop, dtype)
     total = per_image * len(source)
     if max_bytes is not None and total > max_bytes:
@@ -143,12 +124,12 @@ def frozen_outputs(
         "images": source.fingerprint(),
         "dtype": dtype,
     }
-    args = (key, net, source, stop, dtype, batch_size, device)
+    args = (key, runtime, source, stop, dtype, batch_size)
     if memory is None:
         values, from_disk = _compute(*args), False
     else:
         cached = memory.cache(
-            _compute, ignore=["net", "source", "stop", "batch_size", "device"]
+            _compute, ignore=["runtime", "source", "stop", "batch_size"]
         )
         from_disk = cached.check_call_in_cache(*args)
         values = cached(*args)

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
-import pickle
 import sys
-import warnings
 from numbers import Integral
 
 import joblib
@@ -20,10 +16,10 @@ from sklearn.base import (
 )
 from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
-from skorch.exceptions import DeviceWarning
 
 from ._cache import as_memory, frozen_outputs
-from ._inputs import as_image_source, iter_batches
+from ._inputs import get_modality, iter_batches
+from ._runtime import BackboneRuntime
 from ._validation import (
     Interval,
     StrOptions,
@@ -32,8 +28,13 @@ from ._validation import (
     limit_threads,
     resolve_device,
 )
-from .backbones import pool_features, resolve_backbone
-from .backbones._resolve import check_backbone_argument
+from .backbones import (
+    backbone_modality,
+    check_backbone_argument,
+    pool_features,
+    resolve_backbone,
+)
+from .backbones._weights import load_weights_into
 
 __all__ = ["PretrainedFeatureExtractor"]
 
@@ -77,8 +78,9 @@ class PretrainedFeatureExtractor(
         ``"auto"`` (CUDA, then MPS, then CPU, resolved in ``fit``), ``"cpu"``,
         ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
     autocast : bool, default=False
-        Run the backbone under mixed precision on GPU (float16) for speed; the
-        output stays float32.
+        Run the backbone under mixed precision on GPUs for speed (bfloat16 on
+        CUDA, float16 on MPS; the same policy as :class:`FineTuneClassifier`);
+        the output stays float32.
     channels_last : bool, default=False
         Use the channels-last memory format, which speeds up convolutions on
         recent GPUs and some CPUs.
@@ -98,6 +100,8 @@ class PretrainedFeatureExtractor(
 
     Attributes
     ----------
+    runtime_ : BackboneRuntime
+        Runs the fitted backbone: device, precision, memory format, pooling.
     backbone_ : sktransfer.backbones.Backbone
         The loaded backbone, cut after the selected ``layer``, in eval mode.
     preprocessing_ : Preprocessing
@@ -200,63 +204,62 @@ class PretrainedFeatureExtractor(
         self : PretrainedFeatureExtractor
         """
         # Everything that can be checked without a model is checked first.
-        as_image_source(X, argument="X", image_shape=self.image_shape)
+        self._as_source(X)
         check_backbone_argument(self.backbone, self.weights)
         device = resolve_device(self.device)
         net = resolve_backbone(self.backbone, self.weights, image_size=self.image_size)
         # Later stages are never computed, so drop them.
-        net.truncate(self._stage_stop(net))
-        self._install(net, device)
+        net.truncate(net.stop_after(self.layer))
+        self._set_fitted_backbone(net, device)
         check_width(self, X, reset=True)
         return self
 
-    def _install(self, net, device: torch.device) -> None:
-        """Set the fitted state from a backbone already cut after ``layer``."""
-        net.eval().requires_grad_(False).to(device)
-        if self.channels_last:
-            net.to(memory_format=torch.channels_last)
-        self.backbone_ = net
-        self.preprocessing_ = net.preprocessing
-        self.device_ = device
-        self.layer_ = net.stage_names[-1]
-        prep = net.preprocessing
-        probe = torch.zeros(1, prep.in_channels, *prep.crop_size, device=device)
-        self.n_features_out_ = int(self._embed(probe).shape[1])
+    def _as_source(self, X):
+        modality = get_modality(backbone_modality(self.backbone))
+        return modality.as_source(X, argument="X", image_shape=self.image_shape)
 
-    def _stage_stop(self, net) -> int:
-        names = net.stage_names
-        if self.layer is None:
-            return len(names)
-        if isinstance(self.layer, str):
-            if self.layer not in names:
-                raise ValueError(
-                    f"layer={self.layer!r} is not a stage of {net.name!r}; its "
-                    f"stages are {names} (or give a stage index)."
-                )
-            return names.index(self.layer) + 1
-        if not -len(names) <= self.layer < len(names):
-            raise ValueError(
-                f"layer={self.layer} is out of range for {net.name!r}, which has "
-                f"{len(names)} stages {names}; use an index in "
-                f"[{-len(names)}, {len(names) - 1}] or a stage name."
-            )
-        return self.layer % len(names) + 1
+    def _set_fitted_backbone(self, net, device: torch.device) -> None:
+        """Set the fitted state from a backbone already cut after ``layer``."""
+        net.eval().requires_grad_(False)
+        self.runtime_ = BackboneRuntime(
+            net,
+            device=device,
+            autocast=self.autocast,
+            channels_last=self.channels_last,
+        )
+        self.layer_ = net.stage_names[-1]
+        self.n_features_out_ = net.pooled_width(pooling=self.pooling)
+
+    # The fitted backbone lives in the runtime; these name its parts.
+    @property
+    def backbone_(self):
+        return self.runtime_.backbone
+
+    @property
+    def preprocessing_(self):
+        return self.runtime_.preprocessing
+
+    @property
+    def device_(self) -> torch.device:
+        return self.runtime_.device
 
     @property
     def _n_features_out(self) -> int:
         return self.n_features_out_
 
-    def _embed(self, batch: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode(), self._autocast_context():
-            if self.channels_last:
-                batch = batch.contiguous(memory_format=torch.channels_last)
-            out = self.backbone_(self.preprocessing_(batch))
-            return pool_features(out, self.pooling).float()
+    # Persistence hooks for sktransfer.save_model / load_model.
+    def _persistent_state(self) -> tuple[dict, dict]:
+        """(config entries, tensors) that describe the fitted state."""
+        check_is_fitted(self)
+        return {"layer": self.layer_}, dict(self.backbone_.state_dict())
 
-    def _autocast_context(self):
-        if self.autocast and self.device_.type in ("cuda", "mps"):
-            return torch.autocast(self.device_.type, dtype=torch.float16)
-        return contextlib.nullcontext()
+    def _restore_persistent_state(self, config: dict, tensors: dict) -> None:
+        """Become fitted from what :meth:`_persistent_state` returned."""
+        # The saved tensors replace the pretrained weights: no download.
+        net = resolve_backbone(self.backbone, None, image_size=self.image_size)
+        net.truncate(net.stop_after(config["layer"]))
+        load_weights_into(net, tensors, "the saved model")
+        self._set_fitted_backbone(net, resolve_device(self.device))
 
     def transform(self, X) -> np.ndarray:
         """Embed images.
@@ -272,15 +275,15 @@ class PretrainedFeatureExtractor(
         """
         check_is_fitted(self)
         check_width(self, X, reset=False)
-        source = as_image_source(X, argument="X", image_shape=self.image_shape)
+        source = self._as_source(X)
+        runtime = self.runtime_
         if self.cache is not None:
             outputs = frozen_outputs(
-                self.backbone_,
+                runtime,
                 source,
                 self.backbone_.n_stages,
                 memory=as_memory(self.cache),
                 batch_size=self.batch_size,
-                device=self.device_,
             )
             pooled = pool_features(outputs.values, self.pooling)
             return pooled.float().numpy()
@@ -293,9 +296,9 @@ class PretrainedFeatureExtractor(
         )
         bar = self._progress_bar(len(source))
         start = 0
-        with limit_threads(self.n_threads):
+        with limit_threads(self.n_threads), torch.inference_mode():
             for batch in batches:
-                embedded = self._embed(batch.to(self.device_, non_blocking=True))
+                embedded = runtime.embed(batch, pooling=self.pooling)
                 out[start : start + len(batch)] = embedded.cpu().numpy()
                 start += len(batch)
                 if bar is not None:
@@ -318,24 +321,6 @@ class PretrainedFeatureExtractor(
 
         return tqdm(total=total, desc="embedding", unit="img")
 
-    def __getstate__(self):
-        state = super().__getstate__()
-        device = state.get("device_")
-        if device is not None and device.type != "cpu":
-            # Tensors on a GPU unpickle only where that GPU exists; pickle them
-            # apart so __setstate__ can load them where they fit (as skorch does).
-            modules = {key: state.pop(key) for key in ("backbone_", "preprocessing_")}
-            state["_device_modules"] = pickle.dumps(modules)
-        return state
-
-    def __setstate__(self, state):
-        blob = state.pop("_device_modules", None)
-        if blob is not None:
-            device = _loadable_device(state["device_"])
-            state.update(_MapLocationUnpickler(io.BytesIO(blob), device).load())
-            state["device_"] = device
-        super().__setstate__(state)
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.two_d_array = self.image_shape is not None
@@ -344,40 +329,3 @@ class PretrainedFeatureExtractor(
         tags.transformer_tags.preserves_dtype = ["float32"]
         tags.requires_fit = True
         return tags
-
-
-def _loadable_device(device: torch.device) -> torch.device:
-    """``device`` if this machine has it, else the CPU (with a warning)."""
-    if device.type == "cuda" and torch.cuda.is_available():
-        if (device.index or 0) < torch.cuda.device_count():
-            return device
-    elif device.type == "mps" and torch.backends.mps.is_available():
-        return device
-    elif device.type == "cpu":
-        return device
-    warnings.warn(
-        f"This PretrainedFeatureExtractor was fitted on {device}, which this "
-        "machine does not have; its backbone is loaded on the CPU instead.",
-        DeviceWarning,
-        stacklevel=3,
-    )
-    return torch.device("cpu")
-
-
-class _MapLocationUnpickler(pickle.Unpickler):
-    """Unpickle modules with every tensor loaded onto ``map_location``."""
-
-    def __init__(self, file, map_location: torch.device):
-        super().__init__(file)
-        self.map_location = map_location
-
-    def find_class(self, module, name):
-        # Pickled torch storages are rebuilt by torch.storage._load_from_bytes.
-        if (module, name) == ("torch.storage", "_load_from_bytes"):
-            return self._load_storage
-        return super().find_class(module, name)
-
-    def _load_storage(self, data: bytes):
-        return torch.load(
-            io.BytesIO(data), map_location=self.map_location, weights_only=True
-        )

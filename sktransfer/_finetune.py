@@ -2,61 +2,29 @@
 
 from __future__ import annotations
 
-import contextlib
-import inspect
 import os
-import warnings
 from numbers import Integral, Real
 
 import joblib
 import numpy as np
 import torch
-from sklearn.exceptions import NotFittedError
-from sklearn.model_selection import train_test_split
-from sklearn.utils import compute_class_weight
 from sklearn.utils._param_validation import validate_parameter_constraints
-from skorch import NeuralNet, NeuralNetClassifier
-from skorch.callbacks import EarlyStopping, EpochScoring, LRScheduler
+from skorch import NeuralNet
 from torch import nn
-from torch.utils.data import Dataset, Subset, TensorDataset
 
-from ._cache import CacheTooLargeError, FrozenOutputs, as_memory, frozen_outputs
-from ._inputs import ImageDataset, as_image_source
+from ._inputs import get_modality
 from ._labels import check_labels, encode_labels, fit_classes
-from ._probe import fit_linear_probe
+from ._skorch_glue import SkorchGlue
+from ._training import criterion_weight, plan_training, seed_of
 from ._transfer_net import BatchAugment, TransferNet, build_head
 from ._validation import Interval, StrOptions, check_width, resolve_device
-from .backbones import pool_features, resolve_backbone
-from .backbones._resolve import check_backbone_argument
+from .backbones import backbone_modality, check_backbone_argument, resolve_backbone
+from .backbones._weights import load_weights_into
 
 __all__ = ["FineTuneClassifier"]
 
 
-def _positive_int(value) -> bool:
-    return isinstance(value, Integral) and value > 0
-
-
-def _encoded_accuracy(net, X, y) -> float:
-    """Validation accuracy on the encoded labels skorch sees during training."""
-    return float((net.predict_proba(X).argmax(axis=1) == np.asarray(y)).mean())
-
-
-class _LRScheduler(LRScheduler):
-    """skorch's LRScheduler, minus the live scheduler in pickles.
-
-    The torch scheduler holds the optimiser, so pickling it copied the optimiser
-    and every trained parameter a second time, outside skorch's device mapping: a
-    model fitted on a GPU could not be unpickled without one. It is rebuilt in
-    ``on_train_begin``, as skorch-dev/skorch#1150 (after skorch 1.4.0) does.
-    """
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["lr_scheduler_"] = None
-        return state
-
-
-class FineTuneClassifier(NeuralNetClassifier):
+class FineTuneClassifier(SkorchGlue):
     """Fine-tune a pretrained backbone with a new head, as a scikit-learn classifier.
 
     Built on skorch's ``NeuralNetClassifier``, so skorch's callbacks, history and
@@ -142,7 +110,8 @@ class FineTuneClassifier(NeuralNetClassifier):
         "auto" (CUDA, then MPS, then CPU, resolved in ``fit``), "cpu", "cuda",
         "cuda:N" or "mps".
     autocast : bool, default=False
-        Mixed precision (bfloat16) on GPU.
+        Mixed precision on GPUs (bfloat16 on CUDA, float16 on MPS; the same
+        policy as :class:`PretrainedFeatureExtractor`).
     random_state : int or None, default=None
         Seed for initialisation, shuffling, augmentation and the validation
         split; makes CPU runs repeatable without touching the global RNG.
@@ -297,92 +266,33 @@ class FineTuneClassifier(NeuralNetClassifier):
         self.autocast = autocast
         self.random_state = random_state
 
-    # ------------------------------------------------------------------ skorch
-    @property
-    def _default_callbacks(self):
-        callbacks = [
-            (name, callback)
-            for name, callback in super()._default_callbacks
-            if name != "valid_acc"
-        ]
-        callbacks.insert(
-            -1,
-            (
-                "valid_acc",
-                EpochScoring(
-                    _encoded_accuracy, name="valid_acc", lower_is_better=False
-                ),
-            ),
-        )
-        if self.schedule == "cosine":
-            schedule = _LRScheduler(
-                torch.optim.lr_scheduler.CosineAnnealingLR,
-                T_max=self.max_epochs if _positive_int(self.max_epochs) else 1,
-            )
-            callbacks.insert(-1, ("lr_schedule", schedule))
-        if self.early_stopping:
-            stopper = EarlyStopping(
-                monitor="valid_loss", patience=self.n_iter_no_change, load_best=True
-            )
-            callbacks.insert(-1, ("early_stopping", stopper))
-        return callbacks
-
+    # ------------------------------------------------------------ skorch hooks
     def initialize_module(self):
-        # fit resolves the backbone first (to check `freeze` before any work);
-        # skorch re-initialisations from set_params resolve it again here.
-        pending = getattr(self, "_pending_backbone_", ())
-        self._pending_backbone_ = ()
-        backbone = (
-            pending[0]
-            if pending
-            else resolve_backbone(
-                self.backbone, self.weights, image_size=self.image_size
-            )
-        )
-        n_frozen = self._check_freeze(backbone)
+        # Built from the parameters alone; skorch calls this again when
+        # set_params changes a module parameter of a fitted net.
+        weights = None if getattr(self, "_restoring", False) else self.weights
+        backbone = resolve_backbone(self.backbone, weights, image_size=self.image_size)
+        n_frozen = backbone.frozen_depth(self.freeze)
         head = build_head(
             backbone.embedding_dim,
             tuple(self.head_hidden),
             float(self.head_dropout),
             len(self.classes_),
         )
-        self.module_ = TransferNet(backbone, head, n_frozen, self._augmenter())
+        self.module_ = TransferNet(
+            backbone,
+            head,
+            n_frozen,
+            self._augmenter(),
+            device=self._resolved_device(),
+            autocast=self.autocast,
+        )
         self.n_frozen_ = n_frozen
         return self
 
     def initialize_criterion(self):
-        weight = None
-        if self.class_weight is not None:
-            encoded = np.arange(len(self.classes_))
-            values = (
-                compute_class_weight(
-                    self.class_weight, classes=encoded, y=self._y_encoded_
-                )
-                if self.class_weight == "balanced"
-                else np.array(
-                    [self.class_weight.get(label, 1.0) for label in self.classes_]
-                )
-            )
-            weight = torch.as_tensor(values, dtype=torch.float32)
-        self.criterion_ = nn.CrossEntropyLoss(weight=weight)
-        return self
-
-    def initialize_optimizer(self, triggered_directly=None):
-        head_params, backbone_params = [], []
-        for name, parameter in self.module_.named_parameters():
-            if not parameter.requires_grad:
-                continue  # frozen: not handed to the optimiser at all
-            (head_params if name.startswith("head.") else backbone_params).append(
-                parameter
-            )
-        groups = [{"params": head_params, "lr": self.lr}]
-        if backbone_params:
-            groups.append({"params": backbone_params, "lr": self._backbone_lr()})
-        _, kwargs = self.get_params_for_optimizer("optimizer", [])
-        kwargs.pop("lr", None)
-        if self.optimizer is torch.optim.AdamW:
-            kwargs.setdefault("weight_decay", self.weight_decay)
-        self.optimizer_ = self.optimizer(groups, **kwargs)
+        weight = criterion_weight(self.class_weight, self.classes_, self._y_encoded_)
+        self.criterion_ = nn.CrossEntropyLoss(weight=weight).to(self._resolved_device())
         return self
 
     def _pretrained(self) -> bool:
@@ -394,32 +304,9 @@ class FineTuneClassifier(NeuralNetClassifier):
             return float(self.backbone_lr)
         return self.lr / 3 if self._pretrained() else self.lr
 
-    def _get_param_names(self):
-        # skorch's bookkeeping set is not a hyperparameter.
-        return [k for k in super()._get_param_names() if k != "_params_to_validate"]
-
-    def _check_settable_attr(self, name, attr):
-        # `backbone` may be a user's nn.Module: a plain parameter here, only
-        # copied into module_ by initialize_module.
-        if name != "backbone":
-            super()._check_settable_attr(name, attr)
-
-    def check_data(self, X, y=None):
-        pass  # inputs are checked, and labels encoded, in fit
-
-    def get_split_datasets(self, X, y=None, **fit_params):
-        return X, self._valid_dataset_
-
-    def infer(self, x, **fit_params):
-        device = torch.device(self.device) if self.device != "auto" else None
-        if self.autocast and device is not None and device.type == "cuda":
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                return super().infer(x, **fit_params).float()
-        return super().infer(x, **fit_params)
-
     # ------------------------------------------------------------- estimator
     def fit(self, X, y, **fit_params):
-        """Fit the head (and the unfrozen stages) on images ``X``, labels ``y``.
+        """Fit the head (and the unfrozen stages) on inputs ``X``, labels ``y``.
 
         Parameters
         ----------
@@ -434,18 +321,12 @@ class FineTuneClassifier(NeuralNetClassifier):
         """
         continuing = self.warm_start and getattr(self, "initialized_", False)
         self._check_parameters()
-        source = as_image_source(X, argument="X", image_shape=self.image_shape)
+        source = self._as_source(X)
         y_encoded = self._encode_labels(y, len(source), refit=not continuing)
-        device = resolve_device(self.device)
+        self.device_ = resolve_device(self.device)
         check_width(self, X, reset=not continuing)
-        with self._seeded(), self._on_device(device):
+        with self._seeded():
             if not continuing:
-                backbone = resolve_backbone(
-                    self.backbone, self.weights, image_size=self.image_size
-                )
-                self._check_freeze(backbone)
-                # A tuple: skorch forbids storing modules outside initialize().
-                self._pending_backbone_ = (backbone,)
                 self.initialize()
             self._train(source, y_encoded, probe=not continuing, **fit_params)
         return self
@@ -460,109 +341,26 @@ class FineTuneClassifier(NeuralNetClassifier):
         if not getattr(self, "initialized_", False):
             return self.fit(X, y, **fit_params)
         check_width(self, X, reset=False)
-        source = as_image_source(X, argument="X", image_shape=self.image_shape)
+        source = self._as_source(X)
         y_encoded = self._encode_labels(y, len(source), refit=False)
-        with self._seeded(), self._on_device(self.device_):
+        with self._seeded():
             self._train(source, y_encoded, probe=False, **fit_params)
         return self
 
     def _train(self, source, y_encoded, *, probe: bool, **fit_params) -> None:
-        module = self.module_
-        train_index, valid_index = self._split(y_encoded)
-        cached = self.cache_frozen and self.n_frozen_ > 0 and not self.augment
-        self.cache_nbytes_, self.cache_hit_ = 0, False
-        if cached:
-            outputs = self._frozen_outputs(source)
-            cached = outputs is not None
-        if cached:
-            self.cache_nbytes_, self.cache_hit_ = outputs.nbytes, outputs.from_disk
-            data = TensorDataset(outputs.values, torch.as_tensor(y_encoded))
-        else:
-            size = module.backbone.preprocessing.loading_size
-            data = ImageDataset(source, y_encoded, size=size)
-        self.used_cache_ = bool(cached)
-        train_data = Subset(data, train_index)
-        self._valid_dataset_ = (
-            Subset(data, valid_index) if valid_index is not None else None
-        )
-        linear_head = not self.head_hidden
-        if probe and self.head_init == "probe" and self._pretrained() and linear_head:
-            self._fit_probe(data, train_index, cached)
-            if self.n_frozen_ == module.backbone.n_stages:
-                # Head-only with a linear head is convex: the probe is the optimum.
-                self._valid_dataset_ = None
-                return
-        module.start_stage = self.n_frozen_ if cached else 0
+        plan = plan_training(self, source, y_encoded, probe=probe)
+        self.used_cache_ = plan.outputs is not None
+        self.cache_nbytes_ = plan.outputs.nbytes if plan.outputs else 0
+        self.cache_hit_ = bool(plan.outputs and plan.outputs.from_disk)
+        if plan.done:
+            return
+        self._valid_dataset_ = plan.valid
+        self.module_.start_stage = plan.start
         try:
-            NeuralNet.partial_fit(self, train_data, None, **fit_params)
+            NeuralNet.partial_fit(self, plan.train, None, **fit_params)
         finally:
-            module.start_stage = 0
+            self.module_.start_stage = 0
             self._valid_dataset_ = None
-
-    def _frozen_outputs(self, source) -> FrozenOutputs | None:
-        """Outputs of the frozen stages for every image, computed once."""
-        try:
-            return frozen_outputs(
-                self.module_.backbone,
-                source,
-                self.n_frozen_,
-                memory=as_memory(self.cache),
-                dtype=self.cache_dtype,
-                max_bytes=self.cache_max_bytes,
-                batch_size=max(self.batch_size, 64),
-                device=self.device_,
-            )
-        except CacheTooLargeError as exc:
-            if self.cache is not None:
-                raise
-            warnings.warn(f"{exc} Training without the cache instead.", stacklevel=3)
-            return None
-
-    @torch.inference_mode()
-    def _fit_probe(self, data, train_index, cached: bool) -> None:
-        """Set the linear head to the logistic-regression optimum on embeddings."""
-        module = self.module_
-        module.eval()
-        embeddings = []
-        loader = torch.utils.data.DataLoader(
-            Subset(data, train_index), batch_size=max(self.batch_size, 64)
-        )
-        for batch, _ in loader:
-            batch = batch.to(self.device_)
-            if cached:
-                out = module.backbone(batch.float(), start=self.n_frozen_)
-                embeddings.append(pool_features(out, "avg").cpu())
-            else:
-                embeddings.append(module.embed(batch).cpu())
-        features = torch.cat(embeddings).double().numpy()
-        labels = np.asarray(self._y_encoded_)[train_index]
-        fit_linear_probe(
-            module.head[-1],
-            features,
-            labels,
-            C=self.probe_C,
-            class_weight=self._probe_class_weight(),
-        )
-
-    def _probe_class_weight(self):
-        if isinstance(self.class_weight, dict):
-            return {
-                index: self.class_weight.get(label, 1.0)
-                for index, label in enumerate(self.classes_)
-            }
-        return self.class_weight
-
-    def _split(self, y_encoded):
-        indices = np.arange(len(y_encoded))
-        if not self.early_stopping:
-            return indices, None
-        stratify = y_encoded if np.bincount(y_encoded).min() >= 2 else None
-        return train_test_split(
-            indices,
-            test_size=self.validation_fraction,
-            stratify=stratify,
-            random_state=self._seed(),
-        )
 
     def _augmenter(self):
         if not self.augment:
@@ -579,17 +377,9 @@ class FineTuneClassifier(NeuralNetClassifier):
         )
         check_backbone_argument(self.backbone, self.weights)
 
-    def _check_freeze(self, backbone) -> int:
-        n_stages = backbone.n_stages
-        if self.freeze == "all":
-            return n_stages
-        if self.freeze > n_stages:
-            raise ValueError(
-                f"freeze={self.freeze} is out of range for backbone "
-                f"{backbone.name!r}, which has {n_stages} stages "
-                f"{backbone.stage_names}; use an int in [0, {n_stages}] or 'all'."
-            )
-        return int(self.freeze)
+    def _as_source(self, X):
+        modality = get_modality(backbone_modality(self.backbone))
+        return modality.as_source(X, argument="X", image_shape=self.image_shape)
 
     def _encode_labels(self, y, n_samples: int, *, refit: bool) -> np.ndarray:
         y = check_labels(y, n_samples, estimator=type(self).__name__)
@@ -599,90 +389,52 @@ class FineTuneClassifier(NeuralNetClassifier):
         return self._y_encoded_
 
     def _seed(self):
-        if self.random_state is None:
-            return None
-        if isinstance(self.random_state, np.random.RandomState):
-            return int(self.random_state.randint(2**31 - 1))
-        return int(self.random_state)
-
-    @contextlib.contextmanager
-    def _seeded(self):
-        seed = self._seed()
-        if seed is None:
-            yield
-            return
-        devices = (
-            list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-        )
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            yield
-
-    @contextlib.contextmanager
-    def _on_device(self, device: torch.device):
-        """Let skorch see the resolved device while keeping the 'auto' param."""
-        self.device_ = device
-        requested = self.device
-        self.device = str(device)
-        try:
-            yield
-        finally:
-            self.device = requested
+        return seed_of(self.random_state)
 
     # ------------------------------------------------------------- inference
-    def _inference_dataset(self, X):
-        if isinstance(X, Dataset):
-            return X
-        if not getattr(self, "initialized_", False):
-            raise NotFittedError(
-                f"This {type(self).__name__} instance is not fitted yet. Call "
-                "'fit' with appropriate arguments before using this estimator."
-            )
-        check_width(self, X, reset=False)
-        source = as_image_source(X, argument="X", image_shape=self.image_shape)
-        size = self.module_.backbone.preprocessing.loading_size
-        return ImageDataset(source, None, size=size)
-
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes), rows sum to 1."""
-        dataset = self._inference_dataset(X)
-        with self._on_device(self.device_):
-            return super().predict_proba(dataset)
+        return super().predict_proba(self._inference_dataset(X))
 
     def predict(self, X) -> np.ndarray:
         """Predicted labels, of the same type as the labels given to ``fit``."""
         proba = self.predict_proba(X)
         return self.classes_[proba.argmax(axis=1)]
 
-    def __repr__(self) -> str:
-        # skorch's repr lists its internals; show what the user chose instead.
-        signature = inspect.signature(type(self).__init__).parameters
-        defaults = {name: p.default for name, p in signature.items()}
-        changed = [
-            f"{name}={value!r}"
-            for name, value in self.get_params(deep=False).items()
-            if name in defaults and repr(value) != repr(defaults[name])
-        ]
-        state = "" if getattr(self, "initialized_", False) else "[unfitted]"
-        return f"{type(self).__name__}{state}({', '.join(changed)})"
+    # ------------------------------------------------------------ persistence
+    def _persistent_state(self) -> tuple[dict, dict]:
+        """(config entries, tensors) that describe the fitted state."""
+        if not getattr(self, "initialized_", False):
+            raise ValueError("save_model needs a fitted estimator; call fit first.")
+        config = {
+            "classes": self.classes_.tolist(),
+            "classes_dtype": self.classes_.dtype.str,
+        }
+        tensors = dict(self.module_.state_dict())
+        weight = getattr(self.criterion_, "weight", None)
+        if weight is not None:
+            tensors[_CRITERION_WEIGHT] = weight
+        return config, tensors
 
-    def __getstate__(self):
-        state = super().__getstate__()
-        # skorch maps tensors to state["device"] when unpickling, so it must be
-        # a real device: the one fitted on, or the CPU before fit ("auto" is
-        # not one, and an unfitted net holds no tensors). The parameter travels
-        # apart, unchanged, so an unfitted "auto" is resolved where fit runs.
-        fitted_on = state.get("device_")
-        state["device"] = str(fitted_on) if fitted_on is not None else "cpu"
-        state["_device_param"] = self.device
-        return state
-
-    def __setstate__(self, state):
-        requested = state.pop("_device_param", state.get("device"))
-        super().__setstate__(state)
-        if hasattr(self, "device_"):
-            self.device_ = torch.device(self.device)
-        self.device = requested
+    def _restore_persistent_state(self, config: dict, tensors: dict) -> None:
+        """Become fitted from what :meth:`_persistent_state` returned."""
+        classes = np.asarray(config["classes"], dtype=np.dtype(config["classes_dtype"]))
+        tensors = dict(tensors)
+        weight = tensors.pop(_CRITERION_WEIGHT, None)
+        self.classes_inferred_ = classes
+        self._y_encoded_ = np.arange(len(classes))
+        self.device_ = resolve_device(self.device)
+        # The saved tensors replace the pretrained weights: build the
+        # architecture only (no download).
+        self._restoring = True
+        try:
+            self.initialize()
+        finally:
+            self._restoring = False
+        load_weights_into(self.module_, tensors, "the saved model")
+        if weight is not None:
+            self.criterion_.weight = weight.to(self.device_)
+        self.module_.place(self.device_)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -690,3 +442,6 @@ class FineTuneClassifier(NeuralNetClassifier):
         tags.input_tags.three_d_array = True
         tags.non_deterministic = self.random_state is None
         return tags
+
+
+_CRITERION_WEIGHT = "__criterion__.weight"

@@ -12,15 +12,12 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 from safetensors.torch import load_file, save_file
+from sklearn.exceptions import NotFittedError
 
 from ._features import PretrainedFeatureExtractor
 from ._finetune import FineTuneClassifier
-from ._validation import resolve_device
 from ._version import __version__
-from .backbones import resolve_backbone
-from .backbones._weights import load_weights_into
 
 __all__ = ["save_model", "load_model"]
 
@@ -30,7 +27,6 @@ _ESTIMATORS = {
 }
 # Parameters that cannot be written as JSON and are restored to their defaults.
 _RUNTIME_ONLY = ("callbacks", "optimizer", "cache")
-_CRITERION_PREFIX = "__criterion__."
 
 
 def _json_value(name: str, value):
@@ -106,21 +102,13 @@ def save_model(estimator, path: str | os.PathLike) -> Path:
         "estimator": kind,
         "params": config_params,
     }
-    if kind == "FineTuneClassifier":
-        if not getattr(estimator, "initialized_", False):
-            raise ValueError("save_model needs a fitted estimator; call fit first.")
-        labels = estimator.classes_.tolist()
-        config["classes"] = [_json_value("classes_", label) for label in labels]
-        config["classes_dtype"] = estimator.classes_.dtype.str
-        state = dict(estimator.module_.state_dict())
-        weight = getattr(estimator.criterion_, "weight", None)
-        if weight is not None:
-            state[_CRITERION_PREFIX + "weight"] = weight
-    else:
-        if not hasattr(estimator, "backbone_"):
-            raise ValueError("save_model needs a fitted estimator; call fit first.")
-        config["layer"] = estimator.layer_
-        state = dict(estimator.backbone_.state_dict())
+    try:
+        extra, state = estimator._persistent_state()
+    except NotFittedError as exc:
+        raise ValueError(
+            "save_model needs a fitted estimator; call fit first."
+        ) from exc
+    config.update({key: _json_value(key, value) for key, value in extra.items()})
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
@@ -158,32 +146,5 @@ def load_model(path: str | os.PathLike, *, backbone=None, device: str = "cpu"):
     params["device"] = device
     state = load_file(str(folder / "weights.safetensors"))
     estimator = _ESTIMATORS[kind](**params)
-    # Weights come from the file: build the architecture only (no download).
-    net = resolve_backbone(
-        params["backbone"], None, image_size=params.get("image_size")
-    )
-    if kind == "FineTuneClassifier":
-        _restore_classifier(estimator, net, config, state)
-    else:
-        _restore_extractor(estimator, net, config, state)
+    estimator._restore_persistent_state(config, state)
     return estimator
-
-
-def _restore_classifier(estimator, net, config, state) -> None:
-    classes = np.asarray(config["classes"], dtype=np.dtype(config["classes_dtype"]))
-    criterion_weight = state.pop(_CRITERION_PREFIX + "weight", None)
-    estimator.classes_inferred_ = classes
-    estimator._y_encoded_ = np.arange(len(classes))
-    with estimator._on_device(resolve_device(estimator.device)):
-        estimator._pending_backbone_ = (net,)
-        estimator.initialize()
-        load_weights_into(estimator.module_, state, "the saved model")
-        if criterion_weight is not None:
-            estimator.criterion_.weight = criterion_weight.to(estimator.device_)
-        estimator.module_.to(estimator.device_)
-
-
-def _restore_extractor(estimator, net, config, state) -> None:
-    net.truncate(net.stage_names.index(config["layer"]) + 1)
-    load_weights_into(net, state, "the saved model")
-    estimator._install(net, resolve_device(estimator.device))

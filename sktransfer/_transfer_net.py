@@ -1,6 +1,7 @@
 """The network FineTuneClassifier trains: preprocessing, backbone stages, new head.
 
-Frozen stages are part of the module but stay in eval mode whatever ``train()``
+It is a :class:`~sktransfer._runtime.BackboneRuntime` plus a head. Frozen stages
+are part of the module but stay in eval mode whatever ``train()``
 is called with, so their BatchNorm running statistics and dropout never change:
 the classic silent bug of naive freezing. Training can also start part-way, at
 cached outputs of the frozen stages (``start_stage``), which is what makes
@@ -16,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbones import Backbone, pool_features
+from ._runtime import BackboneRuntime
+from .backbones import Backbone
 
 __all__ = ["TransferNet", "build_head", "BatchAugment"]
 
@@ -73,8 +75,11 @@ class BatchAugment(nn.Module):
         )
 
 
-class TransferNet(nn.Module):
+class TransferNet(BackboneRuntime):
     """Raw images ``(B, C, H, W)`` in ``[0, 1]`` -> class logits.
+
+    A :class:`~sktransfer._runtime.BackboneRuntime` with a head: the backbone
+    runs through the runtime's device and precision policy.
 
     Parameters
     ----------
@@ -86,6 +91,10 @@ class TransferNet(nn.Module):
         The first ``n_frozen`` stages get no gradient and stay in eval mode.
     augment : nn.Module or None
         Applied to raw batches in training mode only.
+    device : torch.device, default=cpu
+        Where the network lives.
+    autocast : bool, default=False
+        Mixed precision on GPUs (see ``BackboneRuntime``).
     """
 
     def __init__(
@@ -94,9 +103,11 @@ class TransferNet(nn.Module):
         head: nn.Module,
         n_frozen: int = 0,
         augment: nn.Module | None = None,
+        *,
+        device: torch.device | str = "cpu",
+        autocast: bool = False,
     ) -> None:
-        super().__init__()
-        self.backbone = backbone
+        super().__init__(backbone, autocast=autocast)
         self.head = head
         self.augment = augment
         self.n_frozen = n_frozen
@@ -105,6 +116,7 @@ class TransferNet(nn.Module):
         self.start_stage = 0
         for stage in self.frozen_stages():
             stage.requires_grad_(False)
+        self.place(device)
 
     def frozen_stages(self) -> list[nn.Module]:
         return list(self.backbone.stages)[: self.n_frozen]
@@ -115,15 +127,13 @@ class TransferNet(nn.Module):
             stage.eval()
         return self
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled embedding; ``x`` is raw images unless ``start_stage > 0``."""
-        if self.start_stage == 0:
-            if self.training and self.augment is not None:
-                x = self.augment(x)
-            x = self.backbone.preprocessing(x)
-        else:
-            x = x.float()  # cached outputs may be stored as float16
-        return pool_features(self.backbone(x, start=self.start_stage), "avg")
+    def prepare(self, raw) -> torch.Tensor:
+        if self.training and self.augment is not None:
+            raw = self.augment(raw)
+        return super().prepare(raw)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.embed(x))
+    def forward(self, x) -> torch.Tensor:
+        """Logits; ``x`` is raw images unless ``start_stage > 0``."""
+        embedding = self.embed(x, start=self.start_stage)
+        with self.precision():
+            return self.head(embedding)

@@ -12,6 +12,7 @@ __all__ = [
     "ImageInputError",
     "WeightsError",
     "WeightsUnavailableError",
+    "CacheTooLargeError",
     "NotFittedError",
 ]
 
@@ -30,3 +31,7 @@ class WeightsError(SkTransferError, ValueError):
 
 class WeightsUnavailableError(WeightsError, OSError):
     """Weights exist but could not be obtained (no internet, no cached file)."""
+
+
+class CacheTooLargeError(SkTransferError, ValueError):
+    """Frozen-stage outputs would not fit the cache's memory budget."""

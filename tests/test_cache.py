@@ -12,7 +12,7 @@ from sklearn.model_selection import GridSearchCV
 from skorch.callbacks import Callback
 
 from sktransfer import FineTuneClassifier, PretrainedFeatureExtractor
-from sktransfer._cache import CacheTooLargeError
+from sktransfer.exceptions import CacheTooLargeError
 
 
 def _clf(**params):

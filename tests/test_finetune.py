@@ -68,10 +68,11 @@ def test_head_only_training_reaches_the_logistic_regression_optimum(digits):
     train, test = slice(0, 100), slice(100, 600)
     clf = _clf(freeze="all").fit(X[train], y[train])
     extractor = PretrainedFeatureExtractor("fmnist_resnet", device="cpu").fit(X)
+    # The probe solves in float64, as sklearn does for float64 input.
     lr = LogisticRegression(tol=1e-6, max_iter=5000).fit(
-        extractor.transform(X[train]), y[train]
+        extractor.transform(X[train]).astype(np.float64), y[train]
     )
-    expected = lr.predict_proba(extractor.transform(X[test]))
+    expected = lr.predict_proba(extractor.transform(X[test]).astype(np.float64))
     np.testing.assert_allclose(clf.predict_proba(X[test]), expected, atol=2e-3)
     assert len(clf.history_) == 0  # convex: solved exactly, no epochs needed
 

@@ -10,13 +10,15 @@ from ._registry import (
     register_backbone,
     register_backbone_source,
 )
-from ._resolve import resolve_backbone
+from ._resolve import backbone_modality, check_backbone_argument, resolve_backbone
 
 __all__ = [
     "Backbone",
     "BackboneSpec",
     "Preprocessing",
     "WeightsEntry",
+    "backbone_modality",
+    "check_backbone_argument",
     "get_backbone_spec",
     "list_backbones",
     "pool_features",

@@ -72,6 +72,8 @@ class BackboneSpec:
         imports a model zoo.
     family : str
         Group shown in the documentation table.
+    modality : str, default="image"
+        Kind of input the architecture takes; picks how user inputs are read.
     """
 
     name: str
@@ -82,6 +84,7 @@ class BackboneSpec:
     preprocessing: Preprocessing
     weights: Callable[[], tuple[WeightsEntry, ...]] = field(default=tuple)
     family: str = ""
+    modality: str = "image"
 
     def weight_names(self) -> list[str]:
         """Names accepted as ``weights=`` besides None, ``"DEFAULT"`` and paths."""
@@ -104,6 +107,8 @@ class Backbone(nn.Module):
         Registry name, or the class name of a user-given module.
     weights : str or None
         Identity of the loaded weights (name, file path with digest, or None).
+    modality : str, default="image"
+        Kind of input the stages take (see ``sktransfer._inputs.get_modality``).
 
     Examples
     --------
@@ -132,6 +137,7 @@ class Backbone(nn.Module):
         preprocessing: Preprocessing,
         name: str = "custom",
         weights: str | None = None,
+        modality: str = "image",
     ) -> None:
         super().__init__()
         self.stages = nn.Sequential(OrderedDict(stages))
@@ -139,6 +145,9 @@ class Backbone(nn.Module):
         self.preprocessing = preprocessing
         self.name = name
         self.weights = weights
+        self.modality = modality
+        # Dry-run output shapes, keyed by (stop, preprocessing): see output_shape.
+        self._shapes: dict = {}
 
     @property
     def stage_names(self) -> list[str]:
@@ -153,6 +162,73 @@ class Backbone(nn.Module):
         kept = list(self.stages.named_children())[:stop]
         self.stages = nn.Sequential(OrderedDict(kept))
         return self
+
+    def stop_after(self, layer: str | int | None) -> int:
+        """Number of stages that run to produce the output of ``layer``.
+
+        ``layer`` is a stage name, a stage index (negative counts from the end)
+        or None for the last stage.
+        """
+        names = self.stage_names
+        if layer is None:
+            return len(names)
+        if isinstance(layer, str):
+            if layer not in names:
+                raise ValueError(
+                    f"layer={layer!r} is not a stage of {self.name!r}; its "
+                    f"stages are {names} (or give a stage index)."
+                )
+            return names.index(layer) + 1
+        if not -len(names) <= layer < len(names):
+            self._out_of_range(
+                "layer",
+                layer,
+                f"an index in [{-len(names)}, {len(names) - 1}] or a stage name",
+            )
+        return layer % len(names) + 1
+
+    def frozen_depth(self, freeze: int | str) -> int:
+        """Number of stages a ``freeze`` depth (a count or ``"all"``) covers."""
+        if freeze == "all":
+            return self.n_stages
+        if not 0 <= freeze <= self.n_stages:
+            self._out_of_range(
+                "freeze", freeze, f"an int in [0, {self.n_stages}] or 'all'"
+            )
+        return int(freeze)
+
+    def _out_of_range(self, argument: str, value: int, valid: str):
+        raise ValueError(
+            f"{argument}={value} is out of range for backbone {self.name!r}, which "
+            f"has {self.n_stages} stages {self.stage_names}; use {valid}."
+        )
+
+    def output_shape(self, stop: int | None = None) -> tuple[int, ...]:
+        """Shape of one sample's output of the first ``stop`` stages.
+
+        Found once by a dry run on the preprocessing's example input and
+        remembered for this preprocessing.
+        """
+        stop = self.n_stages if stop is None else stop
+        key = (stop, self.preprocessing.describe())
+        if key not in self._shapes:
+            was_training = self.training
+            self.eval()
+            try:
+                device = next(self.parameters(), torch.empty(0)).device
+                with torch.inference_mode():
+                    example = self.preprocessing(
+                        self.preprocessing.example_input().to(device)
+                    )
+                    self._shapes[key] = tuple(self(example, stop=stop).shape[1:])
+            finally:
+                self.train(was_training)
+        return self._shapes[key]
+
+    def pooled_width(self, stop: int | None = None, pooling: str | None = "avg") -> int:
+        """Width of the vector ``pool_features`` makes of stage ``stop``'s output."""
+        shape = self.output_shape(stop)
+        return int(pool_features(torch.zeros(1, *shape), pooling).shape[1])
 
     def forward(self, x: torch.Tensor, start: int = 0, stop: int | None = None):
         """Run stages ``start`` to ``stop`` (exclusive) on ``x``."""

@@ -69,6 +69,10 @@ class Preprocessing:
             return tuple(self.crop_size)
         return (self.resize_size, self.resize_size)
 
+    def example_input(self) -> torch.Tensor:
+        """One raw input of the expected size, for dry runs that learn shapes."""
+        return torch.zeros(1, self.in_channels, *self.crop_size)
+
     def describe(self) -> str:
         """Short text identifying this preprocessing (used in cache keys)."""
         return (

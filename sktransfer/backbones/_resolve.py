@@ -7,11 +7,10 @@ import os
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 
-import torch
 from torch import nn
 
 from ..exceptions import WeightsError
-from ._base import Backbone, BackboneSpec, pool_features
+from ._base import Backbone, BackboneSpec
 from ._preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from ._registry import get_backbone_spec
 from ._weights import (
@@ -21,7 +20,7 @@ from ._weights import (
     load_weights_into,
 )
 
-__all__ = ["resolve_backbone", "check_backbone_argument"]
+__all__ = ["resolve_backbone", "check_backbone_argument", "backbone_modality"]
 
 
 def check_backbone_argument(backbone: object, weights: object) -> None:
@@ -47,6 +46,13 @@ def check_backbone_argument(backbone: object, weights: object) -> None:
             f"The weights file {os.fspath(weights)!r} does not exist. Pass "
             "weights=None, 'DEFAULT', a weights name, or an existing file path."
         )
+
+
+def backbone_modality(backbone: object) -> str:
+    """Kind of input ``backbone`` takes, known without building it."""
+    if isinstance(backbone, str):
+        return get_backbone_spec(backbone).modality
+    return "image"  # user modules: images, the only kind they can declare today
 
 
 def _check_weights_name(spec: BackboneSpec, weights: object) -> None:
@@ -110,7 +116,7 @@ def resolve_backbone(
     if image_size is not None:
         net.preprocessing = net.preprocessing.with_image_size(image_size)
     if not isinstance(backbone, str):
-        net.embedding_dim = infer_embedding_dim(net, net.preprocessing)
+        net.embedding_dim = net.pooled_width()
     return net
 
 
@@ -141,6 +147,7 @@ def _resolve_registered(
         preprocessing=preprocessing,
         name=spec.name,
         weights=identity,
+        modality=spec.modality,
     )
 
 
@@ -188,19 +195,6 @@ def _resolve_module(backbone: object, weights: object) -> Backbone:
         weights=identity,
     )
     return net
-
-
-def infer_embedding_dim(net: Backbone, preprocessing: Preprocessing) -> int:
-    """Width of ``net``'s pooled output, found with one tiny forward pass."""
-    was_training = net.training
-    net.eval()
-    try:
-        with torch.no_grad():
-            probe = torch.zeros(1, preprocessing.in_channels, *preprocessing.crop_size)
-            out = pool_features(net(probe), "avg")
-    finally:
-        net.train(was_training)
-    return int(out.shape[1])
 
 
 def _first_conv_channels(stages: Sequence[tuple[str, nn.Module]]) -> int:

@@ -1,0 +1,210 @@
+"""The skorch side of FineTuneClassifier: callbacks, optimiser groups, devices.
+
+:class:`SkorchGlue` adapts skorch's ``NeuralNetClassifier`` to a network that is
+a :class:`~sktransfer._runtime.BackboneRuntime`: the runtime places the module
+and moves batches, so the public ``device`` parameter (which may be ``"auto"``)
+is never rewritten and skorch never moves anything itself. It also defines the
+default callbacks (validation accuracy, cosine schedule, early stopping), the
+two learning-rate groups (head and backbone), seeding, the repr, and pickling
+that keeps the ``device`` parameter as the user set it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+
+import numpy as np
+import torch
+from sklearn.exceptions import NotFittedError
+from skorch import NeuralNetClassifier
+from skorch.callbacks import EarlyStopping, EpochScoring, LRScheduler
+from torch.utils.data import Dataset
+
+from ._inputs import SourceDataset
+from ._runtime import to_device
+from ._validation import check_width, resolve_device
+
+__all__ = ["SkorchGlue"]
+
+
+def _encoded_accuracy(net, X, y) -> float:
+    """Validation accuracy on the encoded labels skorch sees during training."""
+    return float((net.predict_proba(X).argmax(axis=1) == np.asarray(y)).mean())
+
+
+class _LRScheduler(LRScheduler):
+    """skorch's LRScheduler, minus the live scheduler in pickles.
+
+    The torch scheduler holds the optimiser, so pickling it copied the optimiser
+    and every trained parameter a second time, outside skorch's device mapping: a
+    model fitted on a GPU could not be unpickled without one. It is rebuilt in
+    ``on_train_begin``, as skorch-dev/skorch#1150 (after skorch 1.4.0) does.
+    """
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["lr_scheduler_"] = None
+        return state
+
+
+class SkorchGlue(NeuralNetClassifier):
+    """skorch hooks shared by sktransfer's trainable estimators (not public)."""
+
+    @property
+    def _default_callbacks(self):
+        callbacks = [
+            (name, callback)
+            for name, callback in super()._default_callbacks
+            if name != "valid_acc"
+        ]
+        callbacks.insert(
+            -1,
+            (
+                "valid_acc",
+                EpochScoring(
+                    _encoded_accuracy, name="valid_acc", lower_is_better=False
+                ),
+            ),
+        )
+        if self.schedule == "cosine":
+            epochs = self.max_epochs
+            positive = isinstance(epochs, int | np.integer) and epochs > 0
+            schedule = _LRScheduler(
+                torch.optim.lr_scheduler.CosineAnnealingLR,
+                T_max=epochs if positive else 1,
+            )
+            callbacks.insert(-1, ("lr_schedule", schedule))
+        if self.early_stopping:
+            stopper = EarlyStopping(
+                monitor="valid_loss", patience=self.n_iter_no_change, load_best=True
+            )
+            callbacks.insert(-1, ("early_stopping", stopper))
+        return callbacks
+
+    # skorch would move module_ and criterion_ to ``device``, which may be
+    # "auto"; initialize_module/initialize_criterion place them on device_.
+    def _initialize_module(self, reason=None):
+        with self._current_init_context("module"):
+            self.initialize_module()
+            self.module_ = self.torch_compile(self.module_, name="module")
+        return self
+
+    def _initialize_criterion(self, reason=None):
+        with self._current_init_context("criterion"):
+            self.initialize_criterion()
+        return self
+
+    def _resolved_device(self) -> torch.device:
+        if getattr(self, "device_", None) is None:
+            self.device_ = resolve_device(self.device)
+        return self.device_
+
+    def initialize_optimizer(self, triggered_directly=None):
+        head_params, backbone_params = [], []
+        for name, parameter in self.module_.named_parameters():
+            if not parameter.requires_grad:
+                continue  # frozen: not handed to the optimiser at all
+            group = head_params if name.startswith("head.") else backbone_params
+            group.append(parameter)
+        groups = [{"params": head_params, "lr": self.lr}]
+        if backbone_params:
+            groups.append({"params": backbone_params, "lr": self._backbone_lr()})
+        _, kwargs = self.get_params_for_optimizer("optimizer", [])
+        kwargs.pop("lr", None)
+        if self.optimizer is torch.optim.AdamW:
+            kwargs.setdefault("weight_decay", self.weight_decay)
+        self.optimizer_ = self.optimizer(groups, **kwargs)
+        return self
+
+    def infer(self, x, **fit_params):
+        # The module (a BackboneRuntime) moves batches to its own device.
+        return self.module_(x, **fit_params)
+
+    def get_loss(self, y_pred, y_true, *args, **kwargs):
+        y_true = to_device(torch.as_tensor(y_true), y_pred.device)
+        return self.criterion_(y_pred.float(), y_true)
+
+    def load_params(self, *args, **kwargs):
+        # skorch maps loaded tensors to ``device``; "auto" is not a torch device,
+        # so present the resolved one while skorch loads (skorch itself may
+        # reset ``device`` here when that device is missing).
+        requested = self.device
+        if requested == "auto":
+            self.device = str(self._resolved_device())
+        try:
+            return super().load_params(*args, **kwargs)
+        finally:
+            if requested == "auto":
+                self.device = requested
+
+    def _get_param_names(self):
+        # skorch's bookkeeping set is not a hyperparameter.
+        return [k for k in super()._get_param_names() if k != "_params_to_validate"]
+
+    def _check_settable_attr(self, name, attr):
+        # `backbone` may be a user's nn.Module: a plain parameter here, only
+        # copied into module_ by initialize_module.
+        if name != "backbone":
+            super()._check_settable_attr(name, attr)
+
+    def check_data(self, X, y=None):
+        pass  # inputs are checked, and labels encoded, in fit
+
+    def get_split_datasets(self, X, y=None, **fit_params):
+        return X, self._valid_dataset_
+
+    @contextlib.contextmanager
+    def _seeded(self):
+        seed = self._seed()
+        if seed is None:
+            yield
+            return
+        devices = (
+            list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        )
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            yield
+
+    def _inference_dataset(self, X):
+        if isinstance(X, Dataset):
+            return X
+        if not getattr(self, "initialized_", False):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call "
+                "'fit' with appropriate arguments before using this estimator."
+            )
+        check_width(self, X, reset=False)
+        size = self.module_.preprocessing.loading_size
+        return SourceDataset(self._as_source(X), None, size=size)
+
+    def __repr__(self) -> str:
+        # skorch's repr lists its internals; show what the user chose instead.
+        signature = inspect.signature(type(self).__init__).parameters
+        defaults = {name: p.default for name, p in signature.items()}
+        changed = [
+            f"{name}={value!r}"
+            for name, value in self.get_params(deep=False).items()
+            if name in defaults and repr(value) != repr(defaults[name])
+        ]
+        state = "" if getattr(self, "initialized_", False) else "[unfitted]"
+        return f"{type(self).__name__}{state}({', '.join(changed)})"
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        # skorch maps tensors to state["device"] when unpickling, so it must be
+        # a real device: the one fitted on, or the CPU before fit ("auto" is
+        # not one, and an unfitted net holds no tensors). The parameter travels
+        # apart, unchanged, so an unfitted "auto" is resolved where fit runs.
+        fitted_on = state.get("device_")
+        state["device"] = str(fitted_on) if fitted_on is not None else "cpu"
+        state["_device_param"] = self.device
+        return state
+
+    def __setstate__(self, state):
+        requested = state.pop("_device_param", state.get("device"))
+        super().__setstate__(state)
+        if hasattr(self, "device_"):
+            self.device_ = torch.device(self.device)
+        self.device = requested

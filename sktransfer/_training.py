@@ -1,0 +1,157 @@
+"""How FineTuneClassifier trains: data, the probe start, the split, class weights.
+
+:func:`plan_training` decides, for one call of ``fit``/``partial_fit``, what the
+network is trained on: raw inputs, or the outputs of the frozen stages computed
+once (the frozen-output cache); which rows are held out for early stopping; and
+whether the linear head starts from (or, when everything is frozen, *is*) the
+logistic-regression optimum on the frozen embeddings. The estimator keeps only
+the skorch glue; everything here is plain functions of its parameters.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+from sklearn.utils import compute_class_weight
+from torch.utils.data import Dataset, Subset, TensorDataset
+
+from ._cache import FrozenOutputs, as_memory, frozen_outputs
+from ._inputs import SourceDataset
+from ._probe import fit_linear_probe
+from .exceptions import CacheTooLargeError
+
+__all__ = ["TrainingPlan", "plan_training", "criterion_weight", "seed_of"]
+
+
+@dataclass
+class TrainingPlan:
+    """What one training call runs on.
+
+    Attributes
+    ----------
+    train : Dataset
+        Rows trained on: raw inputs, or frozen-stage outputs when ``start > 0``.
+    valid : Dataset or None
+        Rows held out for early stopping.
+    start : int
+        Stage the training inputs enter at (the number of cached stages).
+    outputs : FrozenOutputs or None
+        The cached frozen-stage outputs, when used.
+    done : bool
+        True when the probe already is the optimum (frozen backbone, linear
+        head): no epochs need to run.
+    """
+
+    train: Dataset
+    valid: Dataset | None
+    start: int
+    outputs: FrozenOutputs | None
+    done: bool = False
+
+
+def seed_of(random_state) -> int | None:
+    """An int seed from a ``random_state`` parameter (None stays None)."""
+    if random_state is None:
+        return None
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(2**31 - 1))
+    return int(random_state)
+
+
+def plan_training(clf, source, y_encoded: np.ndarray, *, probe: bool) -> TrainingPlan:
+    """Prepare the data of one training call of the classifier ``clf``.
+
+    With ``probe=True`` (a fresh fit), a pretrained backbone and a linear head,
+    the head is first set to the logistic-regression optimum on the frozen
+    embeddings of the training rows.
+    """
+    module = clf.module_
+    train_index, valid_index = _split(clf, y_encoded)
+    outputs = None
+    if clf.cache_frozen and clf.n_frozen_ > 0 and not clf.augment:
+        outputs = _frozen_outputs(clf, source)
+    if outputs is not None:
+        data = TensorDataset(outputs.values, torch.as_tensor(y_encoded))
+    else:
+        size = module.preprocessing.loading_size
+        data = SourceDataset(source, y_encoded, size=size)
+    start = clf.n_frozen_ if outputs is not None else 0
+    plan = TrainingPlan(
+        train=Subset(data, train_index),
+        valid=Subset(data, valid_index) if valid_index is not None else None,
+        start=start,
+        outputs=outputs,
+    )
+    linear_head = not clf.head_hidden
+    if probe and clf.head_init == "probe" and clf._pretrained() and linear_head:
+        _fit_probe(clf, plan, y_encoded[train_index])
+        # Head-only with a linear head is convex: the probe is the optimum.
+        plan.done = clf.n_frozen_ == module.backbone.n_stages
+    return plan
+
+
+def criterion_weight(class_weight, classes, y_encoded) -> torch.Tensor | None:
+    """Per-class loss weights from a ``class_weight`` parameter."""
+    if class_weight is None:
+        return None
+    if class_weight == "balanced":
+        encoded = np.arange(len(classes))
+        values = compute_class_weight("balanced", classes=encoded, y=y_encoded)
+    else:
+        values = np.array([class_weight.get(label, 1.0) for label in classes])
+    return torch.as_tensor(values, dtype=torch.float32)
+
+
+def _split(clf, y_encoded):
+    indices = np.arange(len(y_encoded))
+    if not clf.early_stopping:
+        return indices, None
+    stratify = y_encoded if np.bincount(y_encoded).min() >= 2 else None
+    return train_test_split(
+        indices,
+        test_size=clf.validation_fraction,
+        stratify=stratify,
+        random_state=seed_of(clf.random_state),
+    )
+
+
+def _frozen_outputs(clf, source) -> FrozenOutputs | None:
+    """Outputs of the frozen stages for every input, computed once."""
+    try:
+        return frozen_outputs(
+            clf.module_,
+            source,
+            clf.n_frozen_,
+            memory=as_memory(clf.cache),
+            dtype=clf.cache_dtype,
+            max_bytes=clf.cache_max_bytes,
+            batch_size=max(clf.batch_size, 64),
+        )
+    except CacheTooLargeError as exc:
+        if clf.cache is not None:
+            raise
+        warnings.warn(f"{exc} Training without the cache instead.", stacklevel=4)
+        return None
+
+
+@torch.inference_mode()
+def _fit_probe(clf, plan: TrainingPlan, labels: np.ndarray) -> None:
+    """Set the linear head to the logistic-regression optimum on embeddings."""
+    module = clf.module_
+    module.eval()
+    loader = torch.utils.data.DataLoader(plan.train, batch_size=max(clf.batch_size, 64))
+    embeddings = [module.embed(batch, start=plan.start).cpu() for batch, _ in loader]
+    features = torch.cat(embeddings).double().numpy()
+    class_weight = clf.class_weight
+    if isinstance(class_weight, dict):
+        class_weight = {
+            index: class_weight.get(label, 1.0)
+            for index, label in enumerate(clf.classes_)
+        }
+    fit_linear_probe(
+        module.head[-1], features, labels, C=clf.probe_C, class_weight=class_weight
+    )
