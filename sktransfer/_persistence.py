@@ -19,8 +19,8 @@ from ._features import PretrainedFeatureExtractor
 from ._finetune import FineTuneClassifier
 from ._validation import resolve_device
 from ._version import __version__
-from .backbones._weights import load_weights_into
 from .backbones import resolve_backbone
+from .backbones._weights import load_weights_into
 
 __all__ = ["save_model", "load_model"]
 

@@ -10,16 +10,16 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from ..exceptions import WeightsError
+from ._base import Backbone, BackboneSpec, pool_features
 from ._preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from ._registry import get_backbone_spec
 from ._weights import (
     file_digest,
     is_weights_path,
     load_state_dict_file,
     load_weights_into,
 )
-from ..exceptions import WeightsError
-from ._base import Backbone, BackboneSpec, pool_features
-from ._registry import get_backbone_spec
 
 __all__ = ["resolve_backbone", "check_backbone_argument"]
 

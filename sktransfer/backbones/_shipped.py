@@ -14,8 +14,8 @@ from importlib import resources
 
 from torch import nn
 
-from ._preprocessing import Preprocessing
 from ._base import BackboneSpec, WeightsEntry
+from ._preprocessing import Preprocessing
 from ._registry import register_backbone
 
 __all__ = ["build_fmnist_resnet", "SHIPPED_NAME", "FMNIST_PREPROCESSING"]

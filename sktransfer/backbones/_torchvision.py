@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from ._preprocessing import Preprocessing
-from ._weights import download_state_dict
 from ._base import BackboneSpec, WeightsEntry
+from ._preprocessing import Preprocessing
 from ._registry import register_backbone
+from ._weights import download_state_dict
 
 __all__: list[str] = []
 

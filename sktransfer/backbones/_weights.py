@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .exceptions import WeightsError, WeightsUnavailableError
+from ..exceptions import WeightsError, WeightsUnavailableError
 
 __all__ = [
     "WEIGHT_FILE_SUFFIXES",
