@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from sktransfer.backbones._fmnist_training import train_fmnist_resnet
 from sktransfer.backbones._shipped import FMNIST_PREPROCESSING, build_fmnist_resnet
 from sktransfer.datasets import load_fashion_mnist
 
@@ -100,15 +101,6 @@ def to_tensor(X: np.ndarray, mean, std, size: int = 28) -> torch.Tensor:
 
 
 # ------------------------------------------------------------ source backbone
-def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random shifts of up to 2 px and horizontal flips (the shipped recipe)."""
-    padded = F.pad(x, (2, 2, 2, 2))
-    dx, dy = torch.randint(0, 5, (2,), generator=generator).tolist()
-    x = padded[..., dy : dy + 28, dx : dx + 28]
-    flip = torch.rand(x.shape[0], generator=generator) < 0.5
-    return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-
-
 def predict_batched(model: nn.Module, x: torch.Tensor, batch_size=500) -> np.ndarray:
     model.eval()
     with torch.inference_mode():
@@ -119,11 +111,12 @@ def predict_batched(model: nn.Module, x: torch.Tensor, batch_size=500) -> np.nda
 def pretrain_source(classes=(0, 1, 2, 3, 4), *, epochs=3, seed=0, lr=4e-3) -> dict:
     """Train ``build_fmnist_resnet(len(classes))`` on those Fashion-MNIST classes.
 
-    The recipe of ``scripts/train_shipped_backbone.py`` (AdamW, one-cycle, label
-    smoothing 0.1, 2-px shifts and flips, batch 128) with the custom-module
-    normalisation. Cached under ``benchmarks/.cache``: the full checkpoint (what a
-    hand-written loop loads) and the backbone without ``fc`` (what sktransfer
-    loads as ``weights=<file>`` for the stages list).
+    The recipe of the shipped backbone (``train_fmnist_resnet``, also used by
+    ``scripts/train_shipped_backbone.py``: AdamW, one-cycle, label smoothing 0.1,
+    2-px shifts and flips, batch 128) with the custom-module normalisation.
+    Cached under ``benchmarks/.cache``: the full checkpoint (what a hand-written
+    loop loads) and the backbone without ``fc`` (what sktransfer loads as
+    ``weights=<file>`` for the stages list).
     """
     tag = f"fmnist{''.join(map(str, classes))}_resnet_e{epochs}_s{seed}"
     full, stem = CACHE_DIR / f"{tag}.safetensors", CACHE_DIR / f"{tag}_backbone"
@@ -137,27 +130,19 @@ def pretrain_source(classes=(0, 1, 2, 3, 4), *, epochs=3, seed=0, lr=4e-3) -> di
         to_tensor(X_test, CUSTOM_MEAN, CUSTOM_STD),
     )
     y = torch.as_tensor(np.searchsorted(classes, y))
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    model = build_fmnist_resnet(n_classes=len(classes))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
-    batch_size = 128
-    steps = epochs * -(-len(x) // batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps)
     start = time.perf_counter()
     print(f"Pretraining the source backbone on {len(x)} images ({epochs} epochs)")
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(len(x), generator=generator)
-        for i in range(0, len(x), batch_size):
-            index = order[i : i + batch_size]
-            logits = model(_augment(x[index], generator))
-            loss = F.cross_entropy(logits, y[index], label_smoothing=0.1)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-        print(f"  epoch {epoch + 1}: {time.perf_counter() - start:.0f} s", flush=True)
+    model = train_fmnist_resnet(
+        x,
+        y,
+        n_classes=len(classes),
+        epochs=epochs,
+        seed=seed,
+        lr=lr,
+        on_epoch=lambda epoch, model, loss: print(
+            f"  epoch {epoch}: {time.perf_counter() - start:.0f} s", flush=True
+        ),
+    )
     seconds = time.perf_counter() - start
     accuracy = float(
         (predict_batched(model, x_test) == np.searchsorted(classes, y_test)).mean()

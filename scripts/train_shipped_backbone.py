@@ -2,7 +2,9 @@
 
 Reproduce with ``./dev train-backbone`` (about 8 minutes on 2 CPU cores). Writes
 ``sktransfer/_data/fmnist_resnet.safetensors`` and ``fmnist_resnet.json`` (recipe,
-test accuracy, sha256).
+test accuracy, sha256). The training loop itself is
+``sktransfer.backbones._fmnist_training.train_fmnist_resnet``, shared with the
+transfer benchmark's source backbones.
 """
 
 from __future__ import annotations
@@ -15,23 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from sktransfer.backbones._shipped import FMNIST_PREPROCESSING, build_fmnist_resnet
+from sktransfer.backbones._fmnist_training import train_fmnist_resnet
+from sktransfer.backbones._shipped import FMNIST_PREPROCESSING
 from sktransfer.datasets import load_fashion_mnist
 
 OUT = Path(__file__).resolve().parents[1] / "sktransfer" / "_data"
-
-
-def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random shifts of up to 2 px (pad + crop) and horizontal flips."""
-    n = x.shape[0]
-    padded = F.pad(x, (2, 2, 2, 2))
-    dx, dy = torch.randint(0, 5, (2,), generator=generator).tolist()
-    x = padded[..., dy : dy + 28, dx : dx + 28]
-    flip = torch.rand(n, generator=generator) < 0.5
-    return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
 
 
 def evaluate(model, X, y, batch_size=1000) -> float:
@@ -57,38 +49,34 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    torch.manual_seed(args.seed)
-    generator = torch.Generator().manual_seed(args.seed)
     X_train, y_train = load_fashion_mnist("train")
     X_test, y_test = load_fashion_mnist("test")
     X_train, X_test = prepare(X_train), prepare(X_test)
     y_train, y_test = torch.from_numpy(y_train), torch.from_numpy(y_test)
 
-    model = build_fmnist_resnet(n_classes=10)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=5e-4)
-    steps = args.epochs * ((len(X_train) + args.batch_size - 1) // args.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, args.lr, total_steps=steps
-    )
-    start_time = time.perf_counter()
-    for epoch in range(args.epochs):
-        model.train()
-        order = torch.randperm(len(X_train), generator=generator)
-        for start in range(0, len(order), args.batch_size):
-            index = order[start : start + args.batch_size]
-            logits = model(augment(X_train[index], generator))
-            loss = F.cross_entropy(logits, y_train[index], label_smoothing=0.1)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-        accuracy = evaluate(model, X_test, y_test)
+    accuracies: list[float] = []
+
+    def report(epoch: int, model: torch.nn.Module, loss: float) -> None:
+        accuracies.append(evaluate(model, X_test, y_test))
         elapsed = time.perf_counter() - start_time
         print(
-            f"epoch {epoch + 1}: loss {loss.item():.3f} "
-            f"test acc {accuracy:.4f} ({elapsed:.0f}s)",
+            f"epoch {epoch}: loss {loss:.3f} "
+            f"test acc {accuracies[-1]:.4f} ({elapsed:.0f}s)",
             flush=True,
         )
+
+    start_time = time.perf_counter()
+    model = train_fmnist_resnet(
+        X_train,
+        y_train,
+        n_classes=10,
+        epochs=args.epochs,
+        seed=args.seed,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        on_epoch=report,
+    )
+    accuracy = accuracies[-1]
 
     weights_path = OUT / "fmnist_resnet.safetensors"
     state = {key: value.contiguous() for key, value in model.state_dict().items()}

@@ -1,11 +1,20 @@
-"""Shared fixtures: seeding, small real data, the shipped backbone."""
+"""Shared fixtures: seeding, small real data, estimator factories (shipped backbone)."""
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import pytest
 import torch
 from sklearn.datasets import load_digits
+
+from sktransfer import FineTuneClassifier, PretrainedFeatureExtractor
+
+# Small-test defaults: the shipped backbone (offline, 1.2 MB) on the CPU; the
+# classifier is also seeded and trains for 2 epochs.
+EXTRACTOR_DEFAULTS = {"backbone": "fmnist_resnet", "device": "cpu"}
+CLASSIFIER_DEFAULTS = {**EXTRACTOR_DEFAULTS, "random_state": 0, "max_epochs": 2}
 
 
 @pytest.fixture(autouse=True)
@@ -27,3 +36,23 @@ def few_digits(digits):
     X, y = digits
     index = np.concatenate([np.flatnonzero(y == c)[:10] for c in range(10)])
     return X[index], y[index]
+
+
+@pytest.fixture(scope="session")
+def make_extractor():
+    """``make_extractor(**params)``: a PretrainedFeatureExtractor with
+    ``EXTRACTOR_DEFAULTS``; keyword arguments override them.
+
+    A ``functools.partial`` of the class, so it pickles (worker processes).
+    """
+    return functools.partial(PretrainedFeatureExtractor, **EXTRACTOR_DEFAULTS)
+
+
+@pytest.fixture(scope="session")
+def make_classifier():
+    """``make_classifier(**params)``: a FineTuneClassifier with
+    ``CLASSIFIER_DEFAULTS``; keyword arguments override them.
+
+    A ``functools.partial`` of the class, so it pickles (worker processes).
+    """
+    return functools.partial(FineTuneClassifier, **CLASSIFIER_DEFAULTS)

@@ -13,7 +13,12 @@ from safetensors.torch import save_file
 from torch import nn
 
 from sktransfer import list_backbones, resolve_backbone
-from sktransfer.backbones import BackboneSpec, get_backbone_spec, register_backbone
+from sktransfer.backbones import (
+    BackboneSpec,
+    _registry,
+    get_backbone_spec,
+    register_backbone,
+)
 from sktransfer.exceptions import WeightsError, WeightsUnavailableError
 
 # Small inputs keep the whole-zoo test fast; ViT needs its native 224 px.
@@ -64,7 +69,9 @@ def test_duplicate_registration_is_an_error():
         register_backbone(get_backbone_spec("resnet18"))
 
 
-def test_registering_a_new_spec_makes_it_resolvable():
+def test_registering_a_new_spec_makes_it_resolvable(monkeypatch):
+    # Register into a copy of the registry, so the spec is gone after the test.
+    monkeypatch.setattr(_registry, "_REGISTRY", dict(_registry._REGISTRY))
     spec = BackboneSpec(
         name="tiny_test_net",
         build=lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4, 2)),
@@ -79,6 +86,10 @@ def test_registering_a_new_spec_makes_it_resolvable():
     register_backbone(spec)
     assert "tiny_test_net" in list_backbones("tiny_*")
     assert resolve_backbone("tiny_test_net").stage_names == ["conv", "pool"]
+    monkeypatch.undo()
+    assert "tiny_test_net" not in list_backbones()
+    with pytest.raises(ValueError, match="Unknown backbone 'tiny_test_net'"):
+        get_backbone_spec("tiny_test_net")
 
 
 def test_hub_cache_file_is_used_offline(tmp_path, monkeypatch):

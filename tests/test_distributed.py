@@ -10,6 +10,7 @@ a real ``GridSearchCV`` on a two-worker ``dask.distributed.LocalCluster``.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import importlib.resources
 import multiprocessing
 import os
@@ -39,9 +40,11 @@ _SHIPPED_WEIGHTS = importlib.resources.files("sktransfer").joinpath(
 )
 
 
-def _classifier(**params):
-    params = {"freeze": 4, "max_epochs": 1, "random_state": 0, **params}
-    return FineTuneClassifier("fmnist_resnet", **params)
+@pytest.fixture(scope="module")
+def make_classifier(make_classifier):
+    """The shared factory with this file's defaults: ``freeze=4``, one epoch, and
+    ``device="auto"``, resolved by the process that fits."""
+    return functools.partial(make_classifier, freeze=4, max_epochs=1, device="auto")
 
 
 def _outputs(estimator, X):
@@ -139,10 +142,10 @@ def test_unfitted_estimators_pickle_small_and_load_weights_only_in_fit(
 
 @pytest.mark.parametrize("cls", [FineTuneClassifier, PretrainedFeatureExtractor])
 def test_fitted_estimators_make_the_same_predictions_in_another_process(
-    cls, tiny_digits, other_process
+    cls, tiny_digits, other_process, make_classifier
 ):
     X, y = tiny_digits
-    estimator = _classifier() if cls is FineTuneClassifier else cls("fmnist_resnet")
+    estimator = make_classifier() if cls is FineTuneClassifier else cls("fmnist_resnet")
     # Fitted over there, used here.
     result = other_process.submit(_fit_there, cloudpickle.dumps(estimator), X, y)
     fitted, there, pid = cloudpickle.loads(result.result())
@@ -161,12 +164,12 @@ def test_fitted_estimators_make_the_same_predictions_in_another_process(
 
 @pytest.mark.parametrize("cls", [FineTuneClassifier, PretrainedFeatureExtractor])
 def test_a_model_fitted_on_a_gpu_worker_unpickles_on_a_cpu_only_client(
-    cls, tiny_digits, other_process
+    cls, tiny_digits, other_process, make_classifier
 ):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA; the test simulates a CPU-only client")
     X, y = tiny_digits
-    estimator = _classifier() if cls is FineTuneClassifier else cls("fmnist_resnet")
+    estimator = make_classifier() if cls is FineTuneClassifier else cls("fmnist_resnet")
     estimator = _fit(estimator, X, y)
     expected = _outputs(estimator, X)
     payload, bare_tensor = other_process.submit(
@@ -182,10 +185,10 @@ def test_a_model_fitted_on_a_gpu_worker_unpickles_on_a_cpu_only_client(
     np.testing.assert_array_equal(_outputs(loaded, X), expected)
 
 
-def test_fitted_classifier_pickles_its_weights_once(tiny_digits):
+def test_fitted_classifier_pickles_its_weights_once(tiny_digits, make_classifier):
     # skorch's LRScheduler kept the optimiser, hence every weight, a second time.
     X, y = tiny_digits
-    fitted = _classifier(freeze=0).fit(X, y)
+    fitted = make_classifier(freeze=0).fit(X, y)
     n_bytes = sum(p.numel() * p.element_size() for p in fitted.module_.parameters())
     # Weights once, AdamW's two moments once each, and a little more.
     assert len(pickle.dumps(fitted)) < 3.3 * n_bytes
@@ -201,10 +204,12 @@ def _write_pngs(folder, images) -> list[str]:
     return paths
 
 
-def test_paths_travel_and_workers_read_the_images(tmp_path, tiny_digits, other_process):
+def test_paths_travel_and_workers_read_the_images(
+    tmp_path, tiny_digits, other_process, make_classifier, make_extractor
+):
     X, y = tiny_digits
     paths = _write_pngs(tmp_path, X)
-    estimator = _classifier(max_epochs=1)
+    estimator = make_classifier(max_epochs=1)
     task = cloudpickle.dumps((estimator, paths))
     assert len(task) < 12_000 < np.kron(X, np.ones((4, 4))).astype("float32").nbytes
     fitted, there, _ = cloudpickle.loads(
@@ -214,9 +219,9 @@ def test_paths_travel_and_workers_read_the_images(tmp_path, tiny_digits, other_p
     )
     np.testing.assert_allclose(fitted.predict_proba(paths), there, atol=1e-6)
     # A fitted estimator holds no pixels: its size does not grow with the data.
-    smaller = _classifier(max_epochs=1).fit(paths[::2], y[::2])  # all 10 classes
+    smaller = make_classifier(max_epochs=1).fit(paths[::2], y[::2])  # all 10 classes
     assert abs(len(pickle.dumps(fitted)) - len(pickle.dumps(smaller))) < 2048
-    extractor = PretrainedFeatureExtractor("fmnist_resnet", device="cpu")
+    extractor = make_extractor()
     assert (
         len(pickle.dumps(extractor.fit(paths))) < 1.5 * _SHIPPED_WEIGHTS.stat().st_size
     )

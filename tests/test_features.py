@@ -17,35 +17,28 @@ from sklearn.model_selection import (
 from sklearn.pipeline import make_pipeline
 from torch import nn
 
-from sktransfer import PretrainedFeatureExtractor
 from sktransfer.exceptions import ImageInputError, WeightsError
 
 
-def _shipped(**params):
-    return PretrainedFeatureExtractor(
-        **{"backbone": "fmnist_resnet", "device": "cpu", **params}
-    )
-
-
-def test_transform_returns_float32_embeddings(few_digits):
+def test_transform_returns_float32_embeddings(few_digits, make_extractor):
     X, _ = few_digits
-    extractor = _shipped().fit(X)
+    extractor = make_extractor().fit(X)
     Z = extractor.transform(X)
     assert Z.dtype == np.float32 and Z.shape == (100, 128)
     assert extractor.n_features_out_ == 128 and extractor.layer_ == "pool"
     assert np.isfinite(Z).all() and Z.std() > 0
 
 
-def test_fit_ignores_y_and_returns_self(few_digits):
+def test_fit_ignores_y_and_returns_self(few_digits, make_extractor):
     X, y = few_digits
-    extractor = _shipped()
+    extractor = make_extractor()
     assert extractor.fit(X, y) is extractor
 
 
-def test_batch_size_does_not_change_embeddings(few_digits):
+def test_batch_size_does_not_change_embeddings(few_digits, make_extractor):
     X, _ = few_digits
-    a = _shipped(batch_size=7).fit(X).transform(X)
-    b = _shipped(batch_size=100).fit(X).transform(X)
+    a = make_extractor(batch_size=7).fit(X).transform(X)
+    b = make_extractor(batch_size=100).fit(X).transform(X)
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
@@ -59,36 +52,40 @@ def test_batch_size_does_not_change_embeddings(few_digits):
         (-2, "avg", 128),
     ],
 )
-def test_layer_and_pooling_choose_the_representation(few_digits, layer, pooling, width):
+def test_layer_and_pooling_choose_the_representation(
+    few_digits, layer, pooling, width, make_extractor
+):
     X, _ = few_digits
-    extractor = _shipped(layer=layer, pooling=pooling).fit(X[:4])
+    extractor = make_extractor(layer=layer, pooling=pooling).fit(X[:4])
     assert extractor.transform(X[:4]).shape == (4, width)
     assert extractor.n_features_out_ == width
 
 
-def test_unknown_layer_lists_the_stages(few_digits):
+def test_unknown_layer_lists_the_stages(few_digits, make_extractor):
     X, _ = few_digits
     with pytest.raises(ValueError, match=r"layer='layer9'.*\['stem', 'layer1'"):
-        _shipped(layer="layer9").fit(X)
+        make_extractor(layer="layer9").fit(X)
     with pytest.raises(ValueError, match=r"layer=6 is out of range.*\[-6, 5\]"):
-        _shipped(layer=6).fit(X)
+        make_extractor(layer=6).fit(X)
 
 
-def test_intermediate_embeddings_beat_raw_pixels_with_ten_labels_per_class(digits):
+def test_intermediate_embeddings_beat_raw_pixels_with_ten_labels_per_class(
+    digits, make_extractor
+):
     X, y = digits
     cv = StratifiedShuffleSplit(n_splits=5, train_size=100, random_state=0)
     classifier = LogisticRegression(max_iter=3000)
     pixel_score = cross_val_score(classifier, X.reshape(len(X), -1), y, cv=cv).mean()
     # Flattened layer3 maps keep the spatial layout that digits depend on.
-    embedded = make_pipeline(_shipped(layer="layer3", pooling=None), classifier)
+    embedded = make_pipeline(make_extractor(layer="layer3", pooling=None), classifier)
     embedded_score = cross_val_score(embedded, X, y, cv=cv).mean()
     assert embedded_score > pixel_score + 0.005, (embedded_score, pixel_score)
 
 
-def test_grid_search_over_backbone_and_layer(few_digits):
+def test_grid_search_over_backbone_and_layer(few_digits, make_extractor):
     X, y = few_digits
     tiny = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
-    pipe = make_pipeline(_shipped(), LogisticRegression(max_iter=500))
+    pipe = make_pipeline(make_extractor(), LogisticRegression(max_iter=500))
     step = "pretrainedfeatureextractor__"
     grid = GridSearchCV(
         pipe,
@@ -109,18 +106,20 @@ def test_grid_search_over_backbone_and_layer(few_digits):
     assert grid.best_score_ > 0.2
 
 
-def test_clone_keeps_parameters_and_drops_fitted_state(few_digits):
+def test_clone_keeps_parameters_and_drops_fitted_state(few_digits, make_extractor):
     X, _ = few_digits
-    extractor = _shipped(layer="layer3", batch_size=16).fit(X[:4])
+    extractor = make_extractor(layer="layer3", batch_size=16).fit(X[:4])
     copy = clone(extractor)
     assert copy.get_params() == extractor.get_params()
     assert not hasattr(copy, "backbone_")
 
 
 @pytest.mark.parametrize("dump", ["pickle", "joblib"])
-def test_pickled_extractor_gives_identical_embeddings(few_digits, tmp_path, dump):
+def test_pickled_extractor_gives_identical_embeddings(
+    few_digits, tmp_path, dump, make_extractor
+):
     X, _ = few_digits
-    extractor = _shipped().fit(X)
+    extractor = make_extractor().fit(X)
     expected = extractor.transform(X)
     if dump == "pickle":
         restored = pickle.loads(pickle.dumps(extractor))
@@ -130,10 +129,10 @@ def test_pickled_extractor_gives_identical_embeddings(few_digits, tmp_path, dump
     np.testing.assert_array_equal(restored.transform(X), expected)
 
 
-def test_set_output_pandas_and_feature_names(few_digits):
+def test_set_output_pandas_and_feature_names(few_digits, make_extractor):
     pd = pytest.importorskip("pandas")
     X, _ = few_digits
-    extractor = _shipped().set_output(transform="pandas").fit(X)
+    extractor = make_extractor().set_output(transform="pandas").fit(X)
     frame = extractor.transform(X[:3])
     assert isinstance(frame, pd.DataFrame) and frame.shape == (3, 128)
     names = extractor.get_feature_names_out()
@@ -141,20 +140,22 @@ def test_set_output_pandas_and_feature_names(few_digits):
     assert list(frame.columns) == list(names)
 
 
-def test_flattened_images_need_image_shape(digits):
+def test_flattened_images_need_image_shape(digits, make_extractor):
     X, _ = digits
     flat = X[:6].reshape(6, 64)
     with pytest.raises(ImageInputError, match="image_shape"):
-        _shipped().fit(flat)
-    extractor = _shipped(image_shape=(8, 8)).fit(flat)
+        make_extractor().fit(flat)
+    extractor = make_extractor(image_shape=(8, 8)).fit(flat)
     np.testing.assert_allclose(
-        extractor.transform(flat), _shipped().fit(X[:6]).transform(X[:6]), atol=1e-6
+        extractor.transform(flat),
+        make_extractor().fit(X[:6]).transform(X[:6]),
+        atol=1e-6,
     )
     assert extractor.n_features_in_ == 64
 
 
-def test_repr_is_informative():
-    text = repr(_shipped(layer="layer3"))
+def test_repr_is_informative(make_extractor):
+    text = repr(make_extractor(layer="layer3"))
     assert "fmnist_resnet" in text and "layer='layer3'" in text
 
 
@@ -168,31 +169,33 @@ def test_repr_is_informative():
         ({"device": "tpu"}, ValueError, "'device' parameter"),
     ],
 )
-def test_bad_parameters_fail_before_any_model_loads(few_digits, params, error, match):
+def test_bad_parameters_fail_before_any_model_loads(
+    few_digits, params, error, match, make_extractor
+):
     X, _ = few_digits
     with pytest.raises(error, match=match):
-        _shipped(**params).fit(X)
+        make_extractor(**params).fit(X)
 
 
-def test_bad_input_fails_in_fit_and_transform(few_digits):
+def test_bad_input_fails_in_fit_and_transform(few_digits, make_extractor):
     X, _ = few_digits
     bad = X.copy()
     bad[0, 0, 0] = np.nan
     with pytest.raises(ImageInputError, match="X"):
-        _shipped().fit(bad)
-    extractor = _shipped().fit(X)
+        make_extractor().fit(bad)
+    extractor = make_extractor().fit(X)
     with pytest.raises(ImageInputError, match="X"):
         extractor.transform(bad[:0])
 
 
-def test_transform_before_fit_raises_not_fitted(few_digits):
+def test_transform_before_fit_raises_not_fitted(few_digits, make_extractor):
     from sklearn.exceptions import NotFittedError
 
     with pytest.raises(NotFittedError):
-        _shipped().transform(few_digits[0])
+        make_extractor().transform(few_digits[0])
 
 
-def test_image_files_are_embedded_like_arrays(tmp_path, few_digits):
+def test_image_files_are_embedded_like_arrays(tmp_path, few_digits, make_extractor):
     from PIL import Image
 
     X, _ = few_digits
@@ -201,12 +204,12 @@ def test_image_files_are_embedded_like_arrays(tmp_path, few_digits):
         path = tmp_path / f"{i}.png"
         Image.fromarray((image * 255).round().astype(np.uint8)).save(path)
         paths.append(str(path))
-    extractor = _shipped().fit(paths)
+    extractor = make_extractor().fit(paths)
     from_files = extractor.transform(paths)
     from_arrays = extractor.transform((X[:5] * 255).round().astype(np.uint8))
     np.testing.assert_allclose(from_files, from_arrays, rtol=1e-3, atol=1e-3)
 
 
-def test_cut_backbone_keeps_its_stage_names(few_digits):
-    extractor = _shipped(layer="layer2").fit(few_digits[0][:2])
+def test_cut_backbone_keeps_its_stage_names(few_digits, make_extractor):
+    extractor = make_extractor(layer="layer2").fit(few_digits[0][:2])
     assert extractor.backbone_.stage_names == ["stem", "layer1", "layer2"]

@@ -11,12 +11,7 @@ from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score
 
-from sktransfer import FineTuneClassifier, PretrainedFeatureExtractor, resolve_backbone
-
-
-def _clf(**params):
-    params = {"device": "cpu", "random_state": 0, "max_epochs": 2, **params}
-    return FineTuneClassifier("fmnist_resnet", **params)
+from sktransfer import FineTuneClassifier, resolve_backbone
 
 
 def _snapshot(module):
@@ -25,10 +20,10 @@ def _snapshot(module):
 
 @pytest.mark.parametrize("cache_frozen", [True, False])
 def test_frozen_weights_and_batchnorm_statistics_do_not_change(
-    few_digits, cache_frozen
+    few_digits, cache_frozen, make_classifier
 ):
     X, y = few_digits
-    clf = _clf(freeze=3, cache_frozen=cache_frozen, lr=1e-2)
+    clf = make_classifier(freeze=3, cache_frozen=cache_frozen, lr=1e-2)
     reference = _snapshot(resolve_backbone("fmnist_resnet", "DEFAULT"))
     clf.fit(X, y)
     after = clf.module_.backbone.state_dict()
@@ -42,9 +37,9 @@ def test_frozen_weights_and_batchnorm_statistics_do_not_change(
     assert clf.used_cache_ is cache_frozen
 
 
-def test_optimizer_holds_only_trainable_parameters(few_digits):
+def test_optimizer_holds_only_trainable_parameters(few_digits, make_classifier):
     X, y = few_digits
-    clf = _clf(freeze=4, max_epochs=1).fit(X, y)
+    clf = make_classifier(freeze=4, max_epochs=1).fit(X, y)
     in_optimizer = {id(p) for g in clf.optimizer_.param_groups for p in g["params"]}
     trainable = {id(p) for p in clf.module_.parameters() if p.requires_grad}
     frozen = {id(p) for p in clf.module_.parameters() if not p.requires_grad}
@@ -53,21 +48,23 @@ def test_optimizer_holds_only_trainable_parameters(few_digits):
     assert head == 3e-3 and backbone == 1e-3  # pretrained stages learn slower
 
 
-def test_freeze_out_of_range_names_the_valid_range(few_digits):
+def test_freeze_out_of_range_names_the_valid_range(few_digits, make_classifier):
     X, y = few_digits
     with pytest.raises(
         ValueError, match=r"freeze=7 is out of range.*\[0, 6\] or 'all'"
     ):
-        _clf(freeze=7).fit(X, y)
+        make_classifier(freeze=7).fit(X, y)
     with pytest.raises(ValueError, match="'freeze' parameter"):
-        _clf(freeze="some").fit(X, y)
+        make_classifier(freeze="some").fit(X, y)
 
 
-def test_head_only_training_reaches_the_logistic_regression_optimum(digits):
+def test_head_only_training_reaches_the_logistic_regression_optimum(
+    digits, make_classifier, make_extractor
+):
     X, y = digits
     train, test = slice(0, 100), slice(100, 600)
-    clf = _clf(freeze="all").fit(X[train], y[train])
-    extractor = PretrainedFeatureExtractor("fmnist_resnet", device="cpu").fit(X)
+    clf = make_classifier(freeze="all").fit(X[train], y[train])
+    extractor = make_extractor().fit(X)
     # The probe solves in float64, as sklearn does for float64 input.
     lr = LogisticRegression(tol=1e-6, max_iter=5000).fit(
         extractor.transform(X[train]).astype(np.float64), y[train]
@@ -77,12 +74,14 @@ def test_head_only_training_reaches_the_logistic_regression_optimum(digits):
     assert len(clf.history_) == 0  # convex: solved exactly, no epochs needed
 
 
-def test_string_labels_round_trip_and_probabilities_sum_to_one(few_digits):
+def test_string_labels_round_trip_and_probabilities_sum_to_one(
+    few_digits, make_classifier
+):
     X, y = few_digits
     names = np.array(
         ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
     )[y]
-    clf = _clf(freeze=5).fit(X, names)
+    clf = make_classifier(freeze=5).fit(X, names)
     assert list(clf.classes_) == sorted(set(names))
     assert set(clf.predict(X)) <= set(names)
     proba = clf.predict_proba(X)
@@ -91,79 +90,91 @@ def test_string_labels_round_trip_and_probabilities_sum_to_one(few_digits):
     assert clf.score(X, names) > 0.8
 
 
-def test_binary_classification(few_digits):
+def test_binary_classification(few_digits, make_classifier):
     X, y = few_digits
     mask = y < 2
     labels = np.where(y[mask] == 0, "a", "b")
-    clf = _clf(freeze="all").fit(X[mask], labels)
+    clf = make_classifier(freeze="all").fit(X[mask], labels)
     assert clf.predict_proba(X[mask]).shape == (20, 2)
     assert clf.score(X[mask], labels) == 1.0
 
 
-def test_pickled_model_gives_identical_probabilities(few_digits):
+def test_pickled_model_gives_identical_probabilities(few_digits, make_classifier):
     X, y = few_digits
-    clf = _clf(freeze=4).fit(X, y)
+    clf = make_classifier(freeze=4).fit(X, y)
     restored = pickle.loads(pickle.dumps(clf))
     np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
     assert restored.device == "cpu"
 
 
-def test_random_state_makes_fits_repeatable(few_digits):
+def test_random_state_makes_fits_repeatable(few_digits, make_classifier):
     X, y = few_digits
-    a = _clf(freeze=2, head_hidden=(16,), head_dropout=0.2).fit(X, y).predict_proba(X)
-    b = _clf(freeze=2, head_hidden=(16,), head_dropout=0.2).fit(X, y).predict_proba(X)
+    a = (
+        make_classifier(freeze=2, head_hidden=(16,), head_dropout=0.2)
+        .fit(X, y)
+        .predict_proba(X)
+    )
+    b = (
+        make_classifier(freeze=2, head_hidden=(16,), head_dropout=0.2)
+        .fit(X, y)
+        .predict_proba(X)
+    )
     np.testing.assert_array_equal(a, b)
 
 
-def test_cached_and_uncached_training_give_the_same_model(few_digits):
+def test_cached_and_uncached_training_give_the_same_model(few_digits, make_classifier):
     X, y = few_digits
     params = {"freeze": 4, "head_hidden": (32,), "max_epochs": 3}
-    cached = _clf(cache_frozen=True, **params).fit(X, y)
-    uncached = _clf(cache_frozen=False, **params).fit(X, y)
+    cached = make_classifier(cache_frozen=True, **params).fit(X, y)
+    uncached = make_classifier(cache_frozen=False, **params).fit(X, y)
     assert cached.used_cache_ and not uncached.used_cache_
     np.testing.assert_allclose(
         cached.predict_proba(X), uncached.predict_proba(X), atol=1e-4
     )
 
 
-def test_clone_grid_search_and_cross_val_score(few_digits):
+def test_clone_grid_search_and_cross_val_score(few_digits, make_classifier):
     X, y = few_digits
-    clf = _clf(max_epochs=1)
+    clf = make_classifier(max_epochs=1)
     copy = clone(clf)
     assert copy.get_params()["freeze"] == "all" and not hasattr(copy, "module_")
     grid = GridSearchCV(clf, {"freeze": [4, "all"]}, cv=2, error_score="raise")
     grid.fit(X, y)
     assert grid.best_params_["freeze"] in (4, "all")
     assert grid.best_estimator_.score(X, y) > 0.5
-    scores = cross_val_score(_clf(freeze="all"), X, y, cv=2)
+    scores = cross_val_score(make_classifier(freeze="all"), X, y, cv=2)
     assert scores.mean() > 0.5
 
 
-def test_nested_skorch_parameters_are_routed(few_digits):
+def test_nested_skorch_parameters_are_routed(few_digits, make_classifier):
     X, y = few_digits
-    clf = _clf(freeze=4, max_epochs=1).set_params(optimizer__betas=(0.8, 0.95))
+    clf = make_classifier(freeze=4, max_epochs=1).set_params(
+        optimizer__betas=(0.8, 0.95)
+    )
     clf.fit(X, y)
     assert all(g["betas"] == (0.8, 0.95) for g in clf.optimizer_.param_groups)
     assert clf.get_params()["optimizer__betas"] == (0.8, 0.95)
 
 
-def test_early_stopping_uses_a_validation_split(few_digits):
+def test_early_stopping_uses_a_validation_split(few_digits, make_classifier):
     X, y = few_digits
-    clf = _clf(freeze=4, max_epochs=4, early_stopping=True, validation_fraction=0.2)
+    clf = make_classifier(
+        freeze=4, max_epochs=4, early_stopping=True, validation_fraction=0.2
+    )
     clf.fit(X, y)
     assert "valid_loss" in clf.history_[-1] and "valid_acc" in clf.history_[-1]
 
 
-def test_augmentation_trains_on_images_not_cache(few_digits):
+def test_augmentation_trains_on_images_not_cache(few_digits, make_classifier):
     X, y = few_digits
-    clf = _clf(freeze=4, augment="crop", max_epochs=1).fit(X, y)
+    clf = make_classifier(freeze=4, augment="crop", max_epochs=1).fit(X, y)
     assert not clf.used_cache_
     assert clf.predict(X).shape == (100,)
 
 
-def test_warm_start_and_partial_fit_continue_training(few_digits):
+def test_warm_start_and_partial_fit_continue_training(few_digits, make_classifier):
     X, y = few_digits
-    clf = _clf(freeze=4, max_epochs=1, warm_start=True).fit(X, y)
+    clf = make_classifier(freeze=4, max_epochs=1, warm_start=True).fit(X, y)
     first = clf.module_.head[-1].weight.detach().clone()
     clf.fit(X, y)
     clf.partial_fit(X, y)
@@ -173,9 +184,9 @@ def test_warm_start_and_partial_fit_continue_training(few_digits):
         clf.partial_fit(X[:2], np.array([11, 12]))
 
 
-def test_class_weight_reaches_the_loss(few_digits):
+def test_class_weight_reaches_the_loss(few_digits, make_classifier):
     X, y = few_digits
-    clf = _clf(freeze=4, max_epochs=1, class_weight={0: 5.0}).fit(X, y)
+    clf = make_classifier(freeze=4, max_epochs=1, class_weight={0: 5.0}).fit(X, y)
     weight = clf.criterion_.weight
     assert weight[0] == 5.0 and weight[1] == 1.0
 
@@ -188,17 +199,17 @@ def test_class_weight_reaches_the_loss(few_digits):
         (lambda y: y.astype(float) + 0.5, "Unknown label type"),
     ],
 )
-def test_bad_labels_are_explained(few_digits, make_y, match):
+def test_bad_labels_are_explained(few_digits, make_y, match, make_classifier):
     X, y = few_digits
     with pytest.raises(ValueError, match=match):
-        _clf().fit(X, make_y(y))
+        make_classifier().fit(X, make_y(y))
 
 
-def test_predict_before_fit_raises_not_fitted(few_digits):
+def test_predict_before_fit_raises_not_fitted(few_digits, make_classifier):
     from sklearn.exceptions import NotFittedError
 
     with pytest.raises(NotFittedError):
-        _clf().predict(few_digits[0])
+        make_classifier().predict(few_digits[0])
 
 
 def test_custom_module_backbone_is_cloned_pickled_and_left_untouched(few_digits):

@@ -14,21 +14,17 @@ from torch import nn
 
 from sktransfer import (
     FineTuneClassifier,
-    PretrainedFeatureExtractor,
     load_model,
     save_model,
 )
 
 
-def _clf(**params):
-    params = {"device": "cpu", "random_state": 0, "max_epochs": 2, **params}
-    return FineTuneClassifier("fmnist_resnet", **params)
-
-
-def test_classifier_round_trips_without_pickle(few_digits, tmp_path):
+def test_classifier_round_trips_without_pickle(few_digits, tmp_path, make_classifier):
     X, y = few_digits
     labels = np.array([f"digit {v}" for v in y])
-    clf = _clf(freeze=4, head_hidden=(8,), class_weight="balanced").fit(X, labels)
+    clf = make_classifier(freeze=4, head_hidden=(8,), class_weight="balanced").fit(
+        X, labels
+    )
     folder = save_model(clf, tmp_path / "model")
     assert sorted(os.listdir(folder)) == ["config.json", "weights.safetensors"]
     restored = load_model(folder)
@@ -38,11 +34,9 @@ def test_classifier_round_trips_without_pickle(few_digits, tmp_path):
     assert restored.classes_.dtype == clf.classes_.dtype
 
 
-def test_extractor_round_trips_without_pickle(few_digits, tmp_path):
+def test_extractor_round_trips_without_pickle(few_digits, tmp_path, make_extractor):
     X, _ = few_digits
-    extractor = PretrainedFeatureExtractor(
-        "fmnist_resnet", layer="layer3", pooling=None, device="cpu"
-    ).fit(X)
+    extractor = make_extractor(layer="layer3", pooling=None).fit(X)
     restored = load_model(save_model(extractor, tmp_path / "ext"))
     np.testing.assert_array_equal(restored.transform(X), extractor.transform(X))
     assert restored.n_features_out_ == extractor.n_features_out_
@@ -72,18 +66,20 @@ class _Payload:
         return (os.system, ("touch /tmp/sktransfer_load_model_pwned",))
 
 
-def test_a_pickle_disguised_as_weights_is_refused(few_digits, tmp_path):
+def test_a_pickle_disguised_as_weights_is_refused(
+    few_digits, tmp_path, make_classifier
+):
     X, y = few_digits
-    folder = save_model(_clf(freeze="all").fit(X, y), tmp_path / "model")
+    folder = save_model(make_classifier(freeze="all").fit(X, y), tmp_path / "model")
     (folder / "weights.safetensors").write_bytes(pickle.dumps(_Payload()))
     with pytest.raises(SafetensorError):
         load_model(folder)
     assert not os.path.exists("/tmp/sktransfer_load_model_pwned")
 
 
-def test_config_is_plain_json(few_digits, tmp_path):
+def test_config_is_plain_json(few_digits, tmp_path, make_classifier):
     X, y = few_digits
-    folder = save_model(_clf(freeze="all").fit(X, y), tmp_path / "model")
+    folder = save_model(make_classifier(freeze="all").fit(X, y), tmp_path / "model")
     config = json.loads((folder / "config.json").read_text())
     assert config["estimator"] == "FineTuneClassifier"
     assert config["params"]["backbone"] == "fmnist_resnet"
@@ -99,20 +95,26 @@ class _InterruptAt(Callback):
             raise KeyboardInterrupt
 
 
-def test_ctrl_c_leaves_a_usable_model_with_the_completed_epochs(few_digits):
+def test_ctrl_c_leaves_a_usable_model_with_the_completed_epochs(
+    few_digits, make_classifier
+):
     X, y = few_digits
-    clf = _clf(freeze=4, max_epochs=10, callbacks=[("stop", _InterruptAt(2))])
+    clf = make_classifier(
+        freeze=4, max_epochs=10, callbacks=[("stop", _InterruptAt(2))]
+    )
     clf.fit(X, y)  # the interrupt is absorbed, as in skorch
     assert len(clf.history_) == 2
     assert clf.predict_proba(X).shape == (100, 10)
 
 
-def test_checkpoint_and_resume(few_digits, tmp_path):
+def test_checkpoint_and_resume(few_digits, tmp_path, make_classifier):
     X, y = few_digits
     checkpoint = Checkpoint(dirname=str(tmp_path / "ckpt"), monitor=None)
-    first = _clf(freeze=4, max_epochs=2, callbacks=[("ckpt", checkpoint)]).fit(X, y)
+    first = make_classifier(
+        freeze=4, max_epochs=2, callbacks=[("ckpt", checkpoint)]
+    ).fit(X, y)
     assert (tmp_path / "ckpt" / "params.pt").exists()
-    resumed = _clf(
+    resumed = make_classifier(
         freeze=4, max_epochs=1, callbacks=[("resume", LoadInitState(checkpoint))]
     ).fit(X, y)
     # The restored history continues where the checkpoint left off.

@@ -27,7 +27,8 @@ from ..exceptions import WeightsError, WeightsUnavailableError
 from ._base import BackboneSpec, WeightsEntry
 from ._preprocessing import Preprocessing
 from ._registry import register_backbone
-from ._timm import import_timm, timm_split
+from ._timm import import_timm
+from ._timm_stages import timm_split
 from ._weights import file_digest, load_state_dict_file
 
 __all__ = ["LITE0_PREPROCESSING", "lite0_key_map", "load_lite0_imagenet"]
