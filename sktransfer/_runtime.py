@@ -10,14 +10,14 @@ Both estimators and the frozen-output cache compute through a
 * which window of stages runs (:meth:`run` with ``start``/``stop``) and how an
   output becomes one vector per sample (:meth:`embed`);
 * device-portable pickling: a runtime pickled on a GPU unpickles on a machine
-  without one (on the CPU, with a warning), because its tensors travel on the
-  CPU and are moved back where they fit.
+  without one (on the CPU, with a warning): its modules travel apart and are
+  mapped to a device this machine has.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
+import io
 import warnings
 from collections.abc import Mapping
 
@@ -175,19 +175,20 @@ class BackboneRuntime(nn.Module):
         state = self.__dict__.copy()
         if self.device.type != "cpu":
             # Tensors pickled on a GPU unpickle only where that GPU exists:
-            # send CPU copies (made one tensor at a time, never a second GPU copy).
-            memo = {}
-            for tensor in [*self.parameters(), *self.buffers()]:
-                cpu = tensor.detach().cpu()
-                memo[id(tensor)] = (
-                    nn.Parameter(cpu, requires_grad=tensor.requires_grad)
-                    if isinstance(tensor, nn.Parameter)
-                    else cpu
-                )
-            state["_modules"] = copy.deepcopy(self._modules, memo)
+            # serialise the modules apart so __setstate__ can map them.
+            buffer = io.BytesIO()
+            torch.save(state.pop("_modules"), buffer)
+            state["_modules_on_device"] = buffer.getvalue()
         return state
 
     def __setstate__(self, state):
+        blob = state.pop("_modules_on_device", None)
+        if blob is not None:
+            device = loadable_device(state["device"])
+            # Not weights_only: these are modules, and unpickling this object
+            # already trusts the pickle.
+            state["_modules"] = torch.load(
+                io.BytesIO(blob), map_location=device, weights_only=False
+            )
+            state["device"] = device
         super().__setstate__(state)
-        if self.device.type != "cpu":
-            self.place(loadable_device(self.device))

@@ -17,15 +17,23 @@ import inspect
 import numpy as np
 import torch
 from sklearn.exceptions import NotFittedError
+from sklearn.utils._param_validation import validate_parameter_constraints
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EarlyStopping, EpochScoring, LRScheduler
+from torch import nn
 from torch.utils.data import Dataset
 
 from ._inputs import SourceDataset
+from ._labels import check_labels, encode_labels, fit_classes
 from ._runtime import to_device
+from ._training import criterion_weight, seed_of
 from ._validation import check_width, resolve_device
+from .backbones import check_backbone_argument
+from .backbones._weights import load_weights_into
 
 __all__ = ["SkorchGlue"]
+
+_CRITERION_WEIGHT = "__criterion__.weight"
 
 
 def _encoded_accuracy(net, X, y) -> float:
@@ -100,6 +108,20 @@ class SkorchGlue(NeuralNetClassifier):
             self.device_ = resolve_device(self.device)
         return self.device_
 
+    def initialize_criterion(self):
+        weight = criterion_weight(self.class_weight, self.classes_, self._y_encoded_)
+        self.criterion_ = nn.CrossEntropyLoss(weight=weight).to(self._resolved_device())
+        return self
+
+    def _pretrained(self) -> bool:
+        # A user's module arrives with its own (presumably trained) parameters.
+        return self.weights is not None or not isinstance(self.backbone, str)
+
+    def _backbone_lr(self) -> float:
+        if self.backbone_lr is not None:
+            return float(self.backbone_lr)
+        return self.lr / 3 if self._pretrained() else self.lr
+
     def initialize_optimizer(self, triggered_directly=None):
         head_params, backbone_params = [], []
         for name, parameter in self.module_.named_parameters():
@@ -166,6 +188,76 @@ class SkorchGlue(NeuralNetClassifier):
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             yield
+
+    # ----------------------------------------------------- estimator helpers
+    def _check_parameters(self) -> None:
+        validate_parameter_constraints(
+            self._parameter_constraints,
+            {key: getattr(self, key) for key in self._parameter_constraints},
+            caller_name=type(self).__name__,
+        )
+        check_backbone_argument(self.backbone, self.weights)
+
+    def _encode_labels(self, y, n_samples: int, *, refit: bool) -> np.ndarray:
+        y = check_labels(y, n_samples, estimator=type(self).__name__)
+        if refit:
+            self.classes_inferred_ = fit_classes(y)
+        self._y_encoded_ = encode_labels(y, self.classes_)
+        return self._y_encoded_
+
+    def _seed(self):
+        return seed_of(self.random_state)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, shape (n_samples, n_classes), rows sum to 1."""
+        return super().predict_proba(self._inference_dataset(X))
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted labels, of the same type as the labels given to ``fit``."""
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
+
+    # Persistence hooks for sktransfer.save_model / load_model.
+    def _persistent_state(self) -> tuple[dict, dict]:
+        """(config entries, tensors) that describe the fitted state."""
+        if not getattr(self, "initialized_", False):
+            raise ValueError("save_model needs a fitted estimator; call fit first.")
+        config = {
+            "classes": self.classes_.tolist(),
+            "classes_dtype": self.classes_.dtype.str,
+        }
+        tensors = dict(self.module_.state_dict())
+        weight = getattr(self.criterion_, "weight", None)
+        if weight is not None:
+            tensors[_CRITERION_WEIGHT] = weight
+        return config, tensors
+
+    def _restore_persistent_state(self, config: dict, tensors: dict) -> None:
+        """Become fitted from what :meth:`_persistent_state` returned."""
+        classes = np.asarray(config["classes"], dtype=np.dtype(config["classes_dtype"]))
+        tensors = dict(tensors)
+        weight = tensors.pop(_CRITERION_WEIGHT, None)
+        self.classes_inferred_ = classes
+        self._y_encoded_ = np.arange(len(classes))
+        self.device_ = resolve_device(self.device)
+        # The saved tensors replace the pretrained weights: build the
+        # architecture only (no download).
+        self._restoring = True
+        try:
+            self.initialize()
+        finally:
+            self._restoring = False
+        load_weights_into(self.module_, tensors, "the saved model")
+        if weight is not None:
+            self.criterion_.weight = weight.to(self.device_)
+        self.module_.place(self.device_)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = self.image_shape is not None
+        tags.input_tags.three_d_array = True
+        tags.non_deterministic = self.random_state is None
+        return tags
 
     def _inference_dataset(self, X):
         if isinstance(X, Dataset):

@@ -20,7 +20,7 @@ from torch import nn
 from ._runtime import BackboneRuntime
 from .backbones import Backbone
 
-__all__ = ["TransferNet", "build_head", "BatchAugment"]
+__all__ = ["TransferNet", "build_head", "BatchAugment", "augmenter"]
 
 
 def build_head(
@@ -73,6 +73,13 @@ class BatchAugment(nn.Module):
         return F.grid_sample(
             x, grid, mode="bilinear", padding_mode="reflection", align_corners=False
         )
+
+
+def augmenter(augment: bool | str) -> BatchAugment | None:
+    """The batch augmentation an ``augment`` parameter asks for, or None."""
+    if not augment:
+        return None
+    return BatchAugment(crop=augment in (True, "crop"), flip=augment in (True, "flip"))
 
 
 class TransferNet(BackboneRuntime):

@@ -89,7 +89,11 @@ def _pickle_as_if_fitted_on_a_gpu(blob: bytes) -> tuple[bytes, bytes]:
         torch.serialization.register_package(0, _cuda_tag, lambda *args: None)
         _AS_CUDA["registered"] = True
     estimator = cloudpickle.loads(blob)
-    estimator.device_ = torch.device("cuda")
+    cuda = torch.device("cuda")
+    if isinstance(estimator, FineTuneClassifier):
+        estimator.device_ = estimator.module_.device = cuda
+    else:  # the extractor's device_ is its runtime's
+        estimator.runtime_.device = cuda
     _AS_CUDA["on"] = True
     try:
         return pickle.dumps(estimator), pickle.dumps(torch.ones(3))
