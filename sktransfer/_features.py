@@ -60,12 +60,19 @@ class PretrainedFeatureExtractor(
         Pretrained weights: the backbone's default, a named set (for example
         ``"IMAGENET1K_V1"``), a local ``.pth``/``.safetensors`` state dict, or None
         for random initialisation (a baseline, not useful features).
-    layer : None, str or int, default=None
-        Stage whose output is the representation: None for the final
-        (penultimate-to-classifier) embedding, a stage name such as ``"layer3"``,
-        or a stage index (negative counts from the end).
-    pooling : {"avg", "max", "avgmax"} or None, default="avg"
-        How feature maps of intermediate stages become vectors; None flattens.
+    layer : "mid", None, str, int or list, default="mid"
+        Stage(s) whose output is the representation. "mid" concatenates the
+        fourth- and third-last stages (for a ResNet ``layer2`` and ``layer3``):
+        mid-level features, which transfer across domains better than the
+        final embedding. None is the final (penultimate-to-classifier)
+        embedding; a stage name such as ``"layer3"`` or a stage index (negative
+        counts from the end) picks one stage; a list of those concatenates
+        them.
+    pooling : {"grid", "avg", "max", "avgmax", "gem"} or None, default="grid"
+        How feature maps become vectors: "grid" averages each map over a
+        coarse 4 x 4 grid, keeping where things are; "avg", "max", "avgmax" and
+        "gem" (generalised mean) pool over all positions; None flattens. Token
+        sequences are averaged; final embeddings are used as they are.
     image_size : int, (int, int) or None, default=None
         Resize images straight to this size instead of the weights' own
         resize/crop recipe; useful for small images such as 28x28 or 64x64.
@@ -106,8 +113,11 @@ class PretrainedFeatureExtractor(
         The loaded backbone, cut after the selected ``layer``, in eval mode.
     preprocessing_ : Preprocessing
         Resize, crop, channel and normalisation recipe applied to every batch.
-    layer_ : str
-        Name of the stage whose output is returned.
+    taps_ : list of int
+        Number of stages run for each concatenated output (see ``layer``).
+    layer_ : str or list of str
+        Name of the stage whose output is returned (a list when several are
+        concatenated).
     device_ : torch.device
         Device the backbone runs on.
     n_features_out_ : int
@@ -128,11 +138,10 @@ class PretrainedFeatureExtractor(
     >>> X, y = load_digits(return_X_y=True)
     >>> X = X.reshape(-1, 8, 8) / 16.0
     >>> extractor = PretrainedFeatureExtractor("fmnist_resnet", device="cpu")
-    >>> extractor.fit_transform(X[:5]).shape
-    (5, 128)
-    >>> # Flattened intermediate maps transfer best from clothes to digits.
-    >>> extractor = PretrainedFeatureExtractor(
-    ...     "fmnist_resnet", layer="layer3", pooling=None, device="cpu")
+    >>> extractor.fit_transform(X[:5]).shape  # layer2 + layer3 on a 4 x 4 grid
+    (5, 1536)
+    >>> extractor.layer_
+    ['layer2', 'layer3']
     >>> model = make_pipeline(extractor, LogisticRegression(max_iter=1000))
     >>> model.fit(X[:200], y[:200]).score(X[200:400], y[200:400]) > 0.85
     True
@@ -141,8 +150,8 @@ class PretrainedFeatureExtractor(
     _parameter_constraints: dict = {
         "backbone": "no_validation",
         "weights": [str, os.PathLike, None],
-        "layer": [str, Integral, None],
-        "pooling": [StrOptions({"avg", "max", "avgmax"}), None],
+        "layer": [str, Integral, list, tuple, None],
+        "pooling": [StrOptions({"grid", "avg", "max", "avgmax", "gem"}), None],
         "image_size": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
         "image_shape": [tuple, list, None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -160,8 +169,8 @@ class PretrainedFeatureExtractor(
         backbone="resnet18",
         *,
         weights="DEFAULT",
-        layer=None,
-        pooling="avg",
+        layer="mid",
+        pooling="grid",
         image_size=None,
         image_shape=None,
         batch_size=64,
@@ -209,8 +218,9 @@ class PretrainedFeatureExtractor(
         device = resolve_device(self.device)
         net = resolve_backbone(self.backbone, self.weights, image_size=self.image_size)
         # Later stages are never computed, so drop them.
-        net.truncate(net.stop_after(self.layer))
-        self._set_fitted_backbone(net, device)
+        taps = net.taps(self.layer)
+        net.truncate(taps[-1])
+        self._set_fitted_backbone(net, device, taps)
         check_width(self, X, reset=True)
         return self
 
@@ -218,8 +228,8 @@ class PretrainedFeatureExtractor(
         modality = get_modality(backbone_modality(self.backbone))
         return modality.as_source(X, argument="X", image_shape=self.image_shape)
 
-    def _set_fitted_backbone(self, net, device: torch.device) -> None:
-        """Set the fitted state from a backbone already cut after ``layer``."""
+    def _set_fitted_backbone(self, net, device: torch.device, taps) -> None:
+        """Set the fitted state from a backbone already cut after ``taps[-1]``."""
         net.eval().requires_grad_(False)
         self.runtime_ = BackboneRuntime(
             net,
@@ -227,8 +237,12 @@ class PretrainedFeatureExtractor(
             autocast=self.autocast,
             channels_last=self.channels_last,
         )
-        self.layer_ = net.stage_names[-1]
-        self.n_features_out_ = net.pooled_width(pooling=self.pooling)
+        self.taps_ = list(taps)
+        names = [net.stage_names[stop - 1] for stop in self.taps_]
+        self.layer_ = names[0] if len(names) == 1 else names
+        self.n_features_out_ = sum(
+            net.pooled_width(stop, self.pooling) for stop in self.taps_
+        )
 
     # The fitted backbone lives in the runtime; these name its parts.
     @property
@@ -257,9 +271,10 @@ class PretrainedFeatureExtractor(
         """Become fitted from what :meth:`_persistent_state` returned."""
         # The saved tensors replace the pretrained weights: no download.
         net = resolve_backbone(self.backbone, None, image_size=self.image_size)
-        net.truncate(net.stop_after(config["layer"]))
+        taps = net.taps(config["layer"])
+        net.truncate(taps[-1])
         load_weights_into(net, tensors, "the saved model")
-        self._set_fitted_backbone(net, resolve_device(self.device))
+        self._set_fitted_backbone(net, resolve_device(self.device), taps)
 
     def transform(self, X) -> np.ndarray:
         """Embed images.
@@ -278,15 +293,15 @@ class PretrainedFeatureExtractor(
         source = self._as_source(X)
         runtime = self.runtime_
         if self.cache is not None:
-            outputs = frozen_outputs(
-                runtime,
-                source,
-                self.backbone_.n_stages,
-                memory=as_memory(self.cache),
-                batch_size=self.batch_size,
-            )
-            pooled = pool_features(outputs.values, self.pooling)
-            return pooled.float().numpy()
+            memory = as_memory(self.cache)
+            parts = [
+                frozen_outputs(
+                    runtime, source, stop, memory=memory, batch_size=self.batch_size
+                ).values
+                for stop in self.taps_
+            ]
+            pooled = [pool_features(part.float(), self.pooling) for part in parts]
+            return torch.cat(pooled, dim=1).numpy()
         out = np.empty((len(source), self.n_features_out_), dtype=np.float32)
         batches = iter_batches(
             source,
@@ -298,7 +313,7 @@ class PretrainedFeatureExtractor(
         start = 0
         with limit_threads(self.n_threads), torch.inference_mode():
             for batch in batches:
-                embedded = runtime.embed(batch, pooling=self.pooling)
+                embedded = runtime.embed(batch, pooling=self.pooling, taps=self.taps_)
                 out[start : start + len(batch)] = embedded.cpu().numpy()
                 start += len(batch)
                 if bar is not None:

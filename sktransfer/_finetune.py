@@ -11,6 +11,7 @@ from skorch import NeuralNet
 from torch import nn
 
 from ._inputs import get_modality
+from ._recipe import auto_epochs, recalibrate_batchnorm
 from ._skorch_glue import SkorchGlue
 from ._training import plan_training
 from ._transfer_net import TransferNet, augmenter, build_head
@@ -63,12 +64,32 @@ class FineTuneClassifier(SkorchGlue):
         scratch (``weights=None`` with a registered name).
     weight_decay : float, default=1e-2
         Decoupled weight decay of AdamW.
-    max_epochs : int, default=10
-        Epochs of gradient training.
+    max_epochs : int or "auto", default="auto"
+        Epochs of gradient training. "auto" counts the budget in optimiser
+        steps: at least 100 steps and at least 10 epochs, so that 50 images
+        get 50 epochs and 25,000 get 10. ``n_epochs_`` and the ``steps``
+        column of ``history_`` show what ran.
     batch_size : int, default=32
         Images per training and prediction batch.
     schedule : {"cosine"} or None, default="cosine"
-        Learning-rate schedule over ``max_epochs``; None keeps it constant.
+        Learning rates decay per optimiser step with a half cosine to zero
+        over the run; None keeps them constant (after any warm-up).
+    warmup : float, default=0.0
+        Share of the optimiser steps over which learning rates rise linearly
+        from zero.
+    layer_decay : float or None, default=None
+        Layer-wise learning-rate decay: the last backbone stage trains at
+        ``backbone_lr``, each earlier one at ``layer_decay`` times the next.
+        None gives every stage ``backbone_lr``.
+    label_smoothing : float, default=0.0
+        Label smoothing of the cross-entropy loss, as in torch.
+    weight_averaging : {"swa"} or None, default=None
+        "swa" averages the trained weights over the last quarter of the
+        optimiser steps and uses the average.
+    recalibrate_bn : bool, default=False
+        After training, re-estimate the running statistics of the trained
+        BatchNorm layers on the training inputs (exact averages), which few
+        optimiser steps or averaged weights leave stale.
     augment : bool or {"crop", "flip"}, default=False
         Training-time augmentation: True for random resized crops and horizontal
         flips, "crop" or "flip" for one of them. Leave it off for inputs where
@@ -129,6 +150,9 @@ class FineTuneClassifier(SkorchGlue):
         The trained network: preprocessing, backbone stages and head.
     n_frozen_ : int
         Number of frozen stages.
+    n_epochs_ : int
+        Epochs the last call of ``fit``/``partial_fit`` planned (``max_epochs``
+        resolved).
     device_ : torch.device
         Device the model lives on.
     history_ : skorch.History
@@ -169,9 +193,17 @@ class FineTuneClassifier(SkorchGlue):
         "lr": [Interval(Real, 0, None, closed="neither")],
         "backbone_lr": [Interval(Real, 0, None, closed="left"), None],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "max_epochs": [Interval(Integral, 0, None, closed="left")],
+        "max_epochs": [
+            Interval(Integral, 0, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "schedule": [StrOptions({"cosine"}), None],
+        "warmup": [Interval(Real, 0, 1, closed="left")],
+        "layer_decay": [Interval(Real, 0, 1, closed="right"), None],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+        "weight_averaging": [StrOptions({"swa"}), None],
+        "recalibrate_bn": ["boolean"],
         "augment": ["boolean", StrOptions({"crop", "flip"})],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -201,9 +233,14 @@ class FineTuneClassifier(SkorchGlue):
         lr=3e-3,
         backbone_lr=None,
         weight_decay=1e-2,
-        max_epochs=10,
+        max_epochs="auto",
         batch_size=32,
         schedule="cosine",
+        warmup=0.0,
+        layer_decay=None,
+        label_smoothing=0.0,
+        weight_averaging=None,
+        recalibrate_bn=False,
         augment=False,
         early_stopping=False,
         validation_fraction=0.1,
@@ -248,6 +285,11 @@ class FineTuneClassifier(SkorchGlue):
         self.backbone_lr = backbone_lr
         self.weight_decay = weight_decay
         self.schedule = schedule
+        self.warmup = warmup
+        self.layer_decay = layer_decay
+        self.label_smoothing = label_smoothing
+        self.weight_averaging = weight_averaging
+        self.recalibrate_bn = recalibrate_bn
         self.augment = augment
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
@@ -332,15 +374,30 @@ class FineTuneClassifier(SkorchGlue):
         self.used_cache_ = plan.outputs is not None
         self.cache_nbytes_ = plan.outputs.nbytes if plan.outputs else 0
         self.cache_hit_ = bool(plan.outputs and plan.outputs.from_disk)
+        self.n_epochs_ = (
+            auto_epochs(len(plan.train), self.batch_size)
+            if self.max_epochs == "auto"
+            else int(self.max_epochs)
+        )
         if plan.done:
+            self.n_epochs_ = 0
             return
         self._valid_dataset_ = plan.valid
         self.module_.start_stage = plan.start
         try:
-            NeuralNet.partial_fit(self, plan.train, None, **fit_params)
+            NeuralNet.partial_fit(
+                self, plan.train, None, epochs=self.n_epochs_, **fit_params
+            )
         finally:
             self.module_.start_stage = 0
             self._valid_dataset_ = None
+        if self.recalibrate_bn and self.n_epochs_ > 0:
+            recalibrate_batchnorm(
+                self.module_,
+                plan.train,
+                start=plan.start,
+                batch_size=max(self.batch_size, 64),
+            )
 
     def _as_source(self, X):
         modality = get_modality(backbone_modality(self.backbone))

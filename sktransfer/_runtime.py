@@ -151,10 +151,22 @@ class BackboneRuntime(nn.Module):
         start: int = 0,
         stop: int | None = None,
         pooling: str | None = "avg",
+        taps: list[int] | None = None,
     ) -> torch.Tensor:
-        """One float32 vector per sample: prepare (when ``start == 0``), run, pool."""
+        """One float32 vector per sample: prepare (when ``start == 0``), run, pool.
+
+        With ``taps`` (sorted stops), the outputs after each of those stages are
+        pooled and concatenated, in one pass up to the last of them.
+        """
         x = self.prepare(raw) if start == 0 else raw
-        return pool_features(self.run(x, start, stop), pooling).float()
+        if not taps:
+            return pool_features(self.run(x, start, stop), pooling).float()
+        parts, at = [], start
+        for tap in taps:
+            x = self.run(x, at, tap)
+            parts.append(pool_features(x, pooling).float())
+            at = tap
+        return torch.cat(parts, dim=1)
 
     @torch.inference_mode()
     def outputs(self, batches, stop: int):

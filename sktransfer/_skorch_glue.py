@@ -19,12 +19,13 @@ import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import validate_parameter_constraints
 from skorch import NeuralNetClassifier
-from skorch.callbacks import EarlyStopping, EpochScoring, LRScheduler
+from skorch.callbacks import EarlyStopping, EpochScoring
 from torch import nn
 from torch.utils.data import Dataset
 
 from ._inputs import SourceDataset
 from ._labels import check_labels, encode_labels, fit_classes
+from ._recipe import StepSchedule, WeightAveraging, stage_lr_scales
 from ._runtime import to_device
 from ._training import criterion_weight, seed_of
 from ._validation import check_width, resolve_device
@@ -39,21 +40,6 @@ _CRITERION_WEIGHT = "__criterion__.weight"
 def _encoded_accuracy(net, X, y) -> float:
     """Validation accuracy on the encoded labels skorch sees during training."""
     return float((net.predict_proba(X).argmax(axis=1) == np.asarray(y)).mean())
-
-
-class _LRScheduler(LRScheduler):
-    """skorch's LRScheduler, minus the live scheduler in pickles.
-
-    The torch scheduler holds the optimiser, so pickling it copied the optimiser
-    and every trained parameter a second time, outside skorch's device mapping: a
-    model fitted on a GPU could not be unpickled without one. It is rebuilt in
-    ``on_train_begin``, as skorch-dev/skorch#1150 (after skorch 1.4.0) does.
-    """
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["lr_scheduler_"] = None
-        return state
 
 
 class SkorchGlue(NeuralNetClassifier):
@@ -75,14 +61,10 @@ class SkorchGlue(NeuralNetClassifier):
                 ),
             ),
         )
-        if self.schedule == "cosine":
-            epochs = self.max_epochs
-            positive = isinstance(epochs, int | np.integer) and epochs > 0
-            schedule = _LRScheduler(
-                torch.optim.lr_scheduler.CosineAnnealingLR,
-                T_max=epochs if positive else 1,
-            )
-            callbacks.insert(-1, ("lr_schedule", schedule))
+        schedule = StepSchedule(cosine=self.schedule == "cosine", warmup=self.warmup)
+        callbacks.insert(-1, ("lr_schedule", schedule))
+        if self.weight_averaging == "swa":
+            callbacks.insert(-1, ("weight_averaging", WeightAveraging()))
         if self.early_stopping:
             stopper = EarlyStopping(
                 monitor="valid_loss", patience=self.n_iter_no_change, load_best=True
@@ -110,7 +92,9 @@ class SkorchGlue(NeuralNetClassifier):
 
     def initialize_criterion(self):
         weight = criterion_weight(self.class_weight, self.classes_, self._y_encoded_)
-        self.criterion_ = nn.CrossEntropyLoss(weight=weight).to(self._resolved_device())
+        self.criterion_ = nn.CrossEntropyLoss(
+            weight=weight, label_smoothing=self.label_smoothing
+        ).to(self._resolved_device())
         return self
 
     def _pretrained(self) -> bool:
@@ -123,15 +107,14 @@ class SkorchGlue(NeuralNetClassifier):
         return self.lr / 3 if self._pretrained() else self.lr
 
     def initialize_optimizer(self, triggered_directly=None):
-        head_params, backbone_params = [], []
-        for name, parameter in self.module_.named_parameters():
-            if not parameter.requires_grad:
-                continue  # frozen: not handed to the optimiser at all
-            group = head_params if name.startswith("head.") else backbone_params
-            group.append(parameter)
-        groups = [{"params": head_params, "lr": self.lr}]
-        if backbone_params:
-            groups.append({"params": backbone_params, "lr": self._backbone_lr()})
+        # One group per trainable backbone stage (layer-wise rates), then the head.
+        module = self.module_
+        scales = stage_lr_scales(module.backbone.n_stages, self.layer_decay)
+        groups = [{"params": list(module.head.parameters()), "lr": self.lr}]
+        for stage, scale in zip(module.backbone.stages, scales, strict=True):
+            params = [p for p in stage.parameters() if p.requires_grad]
+            if params:  # frozen stages are not handed to the optimiser at all
+                groups.append({"params": params, "lr": self._backbone_lr() * scale})
         _, kwargs = self.get_params_for_optimizer("optimizer", [])
         kwargs.pop("lr", None)
         if self.optimizer is torch.optim.AdamW:

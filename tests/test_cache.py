@@ -59,10 +59,11 @@ def test_extractor_shares_the_cache_with_head_only_training(
     X, y = few_digits
     make_classifier(freeze="all", cache=tmp_path).fit(X, y)
     assert _entries(tmp_path) == 1
-    extractor = make_extractor(cache=tmp_path).fit(X)
+    # The final embedding: what head-only training cached.
+    extractor = make_extractor(layer=None, cache=tmp_path).fit(X)
     cached = extractor.transform(X)
     assert _entries(tmp_path) == 1  # read, not recomputed
-    direct = make_extractor().fit(X)
+    direct = make_extractor(layer=None).fit(X)
     np.testing.assert_allclose(cached, direct.transform(X), rtol=1e-5, atol=1e-6)
 
 

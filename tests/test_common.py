@@ -45,7 +45,11 @@ def _expected_failed_checks(estimator):
 
 @parametrize_with_checks(
     [
-        PretrainedFeatureExtractor("fmnist_resnet", **ROWS_AS_IMAGES),
+        # The final embedding: rows read as 1-px-high images give near-zero
+        # mid-level grid features (the default layer="mid"), whose float32
+        # rounding varies with the batch size by more than the rtol=1e-4 of
+        # check_methods_subset_invariance.
+        PretrainedFeatureExtractor("fmnist_resnet", layer=None, **ROWS_AS_IMAGES),
         FineTuneClassifier(
             "fmnist_resnet", max_epochs=2, random_state=0, **ROWS_AS_IMAGES
         ),

@@ -22,11 +22,33 @@ from sktransfer.exceptions import ImageInputError, WeightsError
 
 def test_transform_returns_float32_embeddings(few_digits, make_extractor):
     X, _ = few_digits
-    extractor = make_extractor().fit(X)
+    extractor = make_extractor(layer=None).fit(X)
     Z = extractor.transform(X)
     assert Z.dtype == np.float32 and Z.shape == (100, 128)
     assert extractor.n_features_out_ == 128 and extractor.layer_ == "pool"
     assert np.isfinite(Z).all() and Z.std() > 0
+
+
+def test_default_layer_concatenates_mid_level_stages_on_a_grid(
+    few_digits, make_extractor
+):
+    X, _ = few_digits
+    extractor = make_extractor().fit(X)
+    # fmnist_resnet at 28 px: layer2 is 32 x 14 x 14, layer3 64 x 7 x 7, each
+    # averaged over a 4 x 4 grid.
+    assert extractor.layer_ == ["layer2", "layer3"]
+    assert extractor.n_features_out_ == (32 + 64) * 16
+    Z = extractor.transform(X)
+    one = make_extractor(layer="layer2").fit(X).transform(X)
+    np.testing.assert_allclose(Z[:, : 32 * 16], one, rtol=1e-5, atol=1e-6)
+    # Only the stages up to layer3 are kept and run.
+    assert extractor.backbone_.stage_names[-1] == "layer3"
+
+
+def test_a_list_of_layers_is_concatenated_in_stage_order(few_digits, make_extractor):
+    X, _ = few_digits
+    both = make_extractor(layer=["layer3", 1], pooling="avg").fit(X)
+    assert both.layer_ == ["layer1", "layer3"] and both.n_features_out_ == 16 + 64
 
 
 def test_fit_ignores_y_and_returns_self(few_digits, make_extractor):
@@ -132,7 +154,7 @@ def test_pickled_extractor_gives_identical_embeddings(
 def test_set_output_pandas_and_feature_names(few_digits, make_extractor):
     pd = pytest.importorskip("pandas")
     X, _ = few_digits
-    extractor = make_extractor().set_output(transform="pandas").fit(X)
+    extractor = make_extractor(layer=None).set_output(transform="pandas").fit(X)
     frame = extractor.transform(X[:3])
     assert isinstance(frame, pd.DataFrame) and frame.shape == (3, 128)
     names = extractor.get_feature_names_out()

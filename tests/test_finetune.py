@@ -64,7 +64,7 @@ def test_head_only_training_reaches_the_logistic_regression_optimum(
     X, y = digits
     train, test = slice(0, 100), slice(100, 600)
     clf = make_classifier(freeze="all").fit(X[train], y[train])
-    extractor = make_extractor().fit(X)
+    extractor = make_extractor(layer=None).fit(X)  # what the head sees
     # The probe solves in float64, as sklearn does for float64 input.
     lr = LogisticRegression(tol=1e-6, max_iter=5000).fit(
         extractor.transform(X[train]).astype(np.float64), y[train]

@@ -15,11 +15,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ._preprocessing import Preprocessing
 
 __all__ = ["Backbone", "BackboneSpec", "WeightsEntry", "pool_features"]
+
+# Cells per side of pooling="grid".
+GRID = 4
 
 
 @dataclass(frozen=True)
@@ -187,6 +191,24 @@ class Backbone(nn.Module):
             )
         return layer % len(names) + 1
 
+    def taps(self, layer) -> list[int]:
+        """Stops (stage counts) whose outputs make up the ``layer`` selection.
+
+        ``layer`` is anything :meth:`stop_after` takes, a list of those, or
+        ``"mid"``: the fourth- and third-last stages (for a ResNet ``layer2``
+        and ``layer3``), the mid-level features that transfer best across
+        domains; backbones with fewer stages use what they have.
+        """
+        n = self.n_stages
+        if isinstance(layer, str) and layer == "mid" and "mid" not in self.stage_names:
+            stops = [stop for stop in (n - 3, n - 2) if stop >= 1]
+            return stops or [n]
+        if isinstance(layer, list | tuple):
+            if not layer:
+                raise ValueError("layer=[] selects no stage; name at least one.")
+            return sorted({self.stop_after(item) for item in layer})
+        return [self.stop_after(layer)]
+
     def frozen_depth(self, freeze: int | str) -> int:
         """Number of stages a ``freeze`` depth (a count or ``"all"``) covers."""
         if freeze == "all":
@@ -244,7 +266,9 @@ def pool_features(x: torch.Tensor, pooling: str | None) -> torch.Tensor:
     """Reduce a stage output to one vector per sample.
 
     Feature maps ``(B, C, H, W)`` are pooled over space and token sequences
-    ``(B, L, D)`` over tokens; ``pooling=None`` flattens instead. 2-D outputs are
+    ``(B, L, D)`` over tokens; ``pooling=None`` flattens instead. ``"grid"``
+    averages maps over a coarse ``GRID x GRID`` grid (4 x 4), keeping where
+    things are; ``"gem"`` is the generalised mean (p=3). 2-D outputs are
     returned unchanged.
     """
     if x.ndim == 2:
@@ -258,6 +282,14 @@ def pool_features(x: torch.Tensor, pooling: str | None) -> torch.Tensor:
         return x.amax(dim=dims)
     if pooling == "avgmax":
         return torch.cat([x.mean(dim=dims), x.amax(dim=dims)], dim=1)
+    if pooling == "gem":  # generalised mean, p=3
+        return x.clamp(min=1e-6).pow(3).mean(dim=dims).pow(1 / 3)
+    if pooling == "grid":
+        if x.ndim != 4:
+            return x.mean(dim=dims)  # token sequences have no grid
+        size = (min(GRID, x.shape[2]), min(GRID, x.shape[3]))
+        return F.adaptive_avg_pool2d(x, size).flatten(1)
     raise ValueError(
-        f"Unknown pooling {pooling!r}; use 'avg', 'max', 'avgmax' or None."
+        f"Unknown pooling {pooling!r}; use 'avg', 'max', 'avgmax', 'gem', "
+        "'grid' or None."
     )

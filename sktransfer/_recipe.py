@@ -1,0 +1,202 @@
+"""The small-data training recipe: step budget, schedule, averaging, BatchNorm.
+
+Each piece is a plain function or a skorch callback driven by one parameter of
+:class:`~sktransfer.FineTuneClassifier`:
+
+* ``max_epochs="auto"``: :func:`auto_epochs` counts the budget in optimiser
+  steps, so a tiny training set still gets enough updates;
+* ``schedule``/``warmup``: :class:`StepSchedule` sets every group's learning
+  rate per optimiser step (linear warm-up, then cosine decay to zero);
+* ``layer_decay``: :func:`stage_lr_scales` gives earlier stages smaller rates;
+* ``weight_averaging="swa"``: :class:`WeightAveraging` averages the trainable
+  weights over the last quarter of the steps;
+* ``recalibrate_bn``: :func:`recalibrate_batchnorm` re-estimates the running
+  statistics of the trained BatchNorm layers on the training inputs, which few
+  optimiser steps (or averaged weights) leave stale.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from skorch.callbacks import Callback
+from torch import nn
+
+__all__ = [
+    "AUTO_MIN_STEPS",
+    "AUTO_MIN_EPOCHS",
+    "StepSchedule",
+    "WeightAveraging",
+    "auto_epochs",
+    "recalibrate_batchnorm",
+    "stage_lr_scales",
+]
+
+# max_epochs="auto": at least this many optimiser steps, and at least this many
+# passes over the data (large sets then train as with max_epochs=10).
+AUTO_MIN_STEPS = 100
+AUTO_MIN_EPOCHS = 10
+
+
+def auto_epochs(n_train: int, batch_size: int) -> int:
+    """Epochs giving at least ``AUTO_MIN_STEPS`` steps and ``AUTO_MIN_EPOCHS`` epochs.
+
+    Examples
+    --------
+    >>> from sktransfer._recipe import auto_epochs
+    >>> auto_epochs(50, 32), auto_epochs(250, 32), auto_epochs(25_000, 32)
+    (50, 13, 10)
+    """
+    steps_per_epoch = max(1, math.ceil(n_train / batch_size))
+    return max(AUTO_MIN_EPOCHS, math.ceil(AUTO_MIN_STEPS / steps_per_epoch))
+
+
+def stage_lr_scales(n_stages: int, layer_decay: float | None) -> list[float]:
+    """Learning-rate factor of each backbone stage; the last stage gets 1.
+
+    Examples
+    --------
+    >>> from sktransfer._recipe import stage_lr_scales
+    >>> stage_lr_scales(3, 0.5)
+    [0.25, 0.5, 1.0]
+    """
+    decay = 1.0 if layer_decay is None else float(layer_decay)
+    return [decay ** (n_stages - 1 - index) for index in range(n_stages)]
+
+
+class StepSchedule(Callback):
+    """Per-step learning rates: linear warm-up, then cosine decay (or constant).
+
+    Each parameter group keeps its own peak rate (``initial_lr``); the factor
+    is the same for all groups. The planned number of steps is
+    ``net.n_epochs_ * ceil(len(X) / batch_size)``, known when training begins.
+    ``history_`` records the optimiser ``steps`` done and the head's ``lr`` at
+    the end of each epoch.
+
+    Parameters
+    ----------
+    cosine : bool, default=True
+        Decay with a half cosine after the warm-up; False keeps the peak rate.
+    warmup : float, default=0.0
+        Share of the steps spent warming up linearly from zero.
+    """
+
+    def __init__(self, cosine: bool = True, warmup: float = 0.0):
+        self.cosine = cosine
+        self.warmup = warmup
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        batches = math.ceil(len(X) / net.batch_size) if X is not None else 1
+        self.total_steps_ = max(1, net.n_epochs_ * batches)
+        self.step_ = 0
+        for group in net.optimizer_.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+
+    def factor(self, step: int) -> float:
+        """Multiplier of the peak rates at optimiser step ``step`` (0-based)."""
+        warm = int(self.warmup * self.total_steps_)
+        if step < warm:
+            return (step + 1) / (warm + 1)
+        if not self.cosine:
+            return 1.0
+        progress = (step - warm) / max(1, self.total_steps_ - warm)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if not training:
+            return
+        factor = self.factor(self.step_)
+        for group in net.optimizer_.param_groups:
+            group["lr"] = group["initial_lr"] * factor
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        if training:
+            self.step_ += 1
+
+    def on_epoch_end(self, net, **kwargs):
+        net.history.record("steps", self.step_)
+        net.history.record("lr", net.optimizer_.param_groups[0]["lr"])
+
+
+class WeightAveraging(Callback):
+    """Average the trainable weights over the last ``fraction`` of the steps (SWA).
+
+    At the end of training the module takes the averaged weights; BatchNorm
+    statistics should then be re-estimated (:func:`recalibrate_batchnorm`).
+    """
+
+    def __init__(self, fraction: float = 0.25):
+        self.fraction = fraction
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        batches = math.ceil(len(X) / net.batch_size) if X is not None else 1
+        total = max(1, net.n_epochs_ * batches)
+        self.start_step_ = int((1.0 - self.fraction) * total)
+        self.step_, self.count_, self.average_ = 0, 0, None
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        if not training:
+            return
+        self.step_ += 1
+        if self.step_ <= self.start_step_:
+            return
+        params = [p for p in net.module_.parameters() if p.requires_grad]
+        with torch.no_grad():
+            if self.average_ is None:
+                self.average_ = [p.detach().clone() for p in params]
+            else:
+                weight = 1.0 / (self.count_ + 1)
+                for mean, p in zip(self.average_, params, strict=True):
+                    mean.lerp_(p.detach(), weight)
+        self.count_ += 1
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        if self.average_ is None:
+            return
+        params = [p for p in net.module_.parameters() if p.requires_grad]
+        with torch.no_grad():
+            for p, mean in zip(params, self.average_, strict=True):
+                p.copy_(mean)
+        self.average_ = None  # not kept in pickles
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["average_"] = None
+        return state
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(module, dataset, *, start: int, batch_size: int) -> int:
+    """Re-estimate running statistics of trainable BatchNorm layers; return count.
+
+    Only BatchNorm layers with trainable parameters are reset (frozen stages
+    keep their pretrained statistics). Their statistics become the exact
+    average over ``dataset`` (inputs entering at stage ``start``), computed in
+    eval mode for everything else, without augmentation.
+    """
+    layers = [
+        m
+        for m in module.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        and m.track_running_stats
+        and any(p.requires_grad for p in m.parameters(recurse=False))
+    ]
+    if not layers:
+        return 0
+    was_training = module.training
+    module.eval()
+    momenta = [m.momentum for m in layers]
+    for layer in layers:
+        layer.reset_running_stats()
+        layer.momentum = None  # cumulative average over all batches
+        layer.train()
+    try:
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
+        for batch, _ in loader:
+            module.embed(batch, start=start)
+    finally:
+        for layer, momentum in zip(layers, momenta, strict=True):
+            layer.momentum = momentum
+        module.train(was_training)
+    return len(layers)
