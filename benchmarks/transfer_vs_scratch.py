@@ -68,15 +68,18 @@ from _transfer import (
     FMNIST_STD,
     Task,
     TutorialFineTune,
+    UserCNN,
     fashion_mnist_split,
     plot,
     pretrain_source,
+    pretrain_user_cnn,
     results_table,
     run_task,
     shipped_checkpoint,
     stages,
     stratified_subset,
     summarise,
+    user_cnn_stages,
 )
 
 from sktransfer import FineTuneClassifier, PretrainedFeatureExtractor
@@ -84,67 +87,75 @@ from sktransfer.datasets import load_fashion_mnist
 
 NAME = "transfer_vs_scratch"
 # What weights=None means for a registered name, spelled out for custom modules.
-FROM_SCRATCH = {"head_init": "random", "backbone_lr": FineTuneClassifier().lr}
+FROM_SCRATCH = {
+    "weights": None,
+    "head_init": "random",
+    "backbone_lr": FineTuneClassifier().lr,
+}
 SEEDS = (0, 1, 2)
 ANCHOR_TARGET = 0.916  # Fashion-MNIST benchmark table, "2 Conv+pooling"
 LABELS = {
+    "defaults": "FineTuneClassifier(backbone): library defaults, nothing else set",
     "scratch": "from scratch (FineTuneClassifier, weights=None, freeze=0)",
     "tutorial": "hand-written torch loop (new head, fine-tune all, Adam 1e-3)",
-    "lr": "PretrainedFeatureExtractor + LogisticRegression",
-    "lr_layer3": "PretrainedFeatureExtractor(layer3, flattened) + LogisticRegression",
+    "tutorial_scratch": "hand-written torch loop from random weights",
+    "lr": "PretrainedFeatureExtractor(backbone) + LogisticRegression",
+    "lr_final": "PretrainedFeatureExtractor(layer=None) + LogisticRegression",
     "ft_all": 'FineTuneClassifier(freeze="all")',
-    "ft_3": "FineTuneClassifier(freeze=3)",
     "ft_0": "FineTuneClassifier(freeze=0)",
-    "grid": 'GridSearchCV(FineTuneClassifier, freeze=[0, 3, "all"], cv=3)',
+    "grid": 'GridSearchCV(FineTuneClassifier, freeze=[0, "all"], cv=3)',
 }
 
 
-def methods(backbone, weights, scratch, tutorial, image_size=None, layer3=False):
-    """Estimator factories ``make(seed, epochs)`` for one source backbone."""
+def methods(backbone, weights, scratch, tutorial, tutorial_scratch=None):
+    """Estimator factories ``make(seed, epochs)`` for one source backbone.
 
-    def finetune(freeze, seed, epochs, **extra):
-        params = dict(backbone=backbone(), weights=weights, image_size=image_size)
+    ``backbone()`` returns what a user passes (a name or pretrained stages);
+    rows other than the baselines use library defaults unless they name one
+    parameter. ``epochs`` (the benchmark's budget) only drives the
+    hand-written loops and ``max_epochs`` of the from-scratch row's budget is
+    the library's own.
+    """
+
+    def finetune(seed, **params):
+        extra = {} if weights is None else {"weights": weights}
         return FineTuneClassifier(
-            **{**params, **extra},
-            freeze=freeze,
-            max_epochs=epochs,
-            device="cpu",
-            random_state=seed,
+            backbone(), **extra, **params, device="cpu", random_state=seed
         )
 
-    def extractor_lr(seed, epochs, **extra):
+    def extractor_lr(seed, epochs, **params):
+        extra = {} if weights is None else {"weights": weights}
         extractor = PretrainedFeatureExtractor(
-            backbone(),
-            weights=weights,
-            image_size=image_size,
-            device="cpu",
-            progress=False,
-            **extra,
+            backbone(), **extra, **params, device="cpu", progress=False
         )
         return Pipeline(
-            [("emb", extractor), ("clf", LogisticRegression(max_iter=2000))]
+            [("emb", extractor), ("clf", LogisticRegression(max_iter=3000))]
         )
 
     return {
-        "scratch": lambda seed, epochs: finetune(0, seed, epochs, **scratch(seed)),
-        "tutorial": tutorial,
-        "lr": extractor_lr,
-        "lr_layer3": (
-            (
-                lambda seed, epochs: extractor_lr(
-                    seed, epochs, layer="layer3", pooling=None
-                )
-            )
-            if layer3
-            else None
+        "defaults": lambda seed, epochs: finetune(seed),
+        "scratch": lambda seed, epochs: FineTuneClassifier(
+            **scratch(seed), freeze=0, device="cpu", random_state=seed
         ),
-        "ft_all": lambda seed, epochs: finetune("all", seed, epochs),
-        "ft_3": lambda seed, epochs: finetune(3, seed, epochs),
-        "ft_0": lambda seed, epochs: finetune(0, seed, epochs),
+        "tutorial": tutorial,
+        "tutorial_scratch": tutorial_scratch,
+        "lr": extractor_lr,
+        "lr_final": lambda seed, epochs: extractor_lr(seed, epochs, layer=None),
+        "ft_all": lambda seed, epochs: finetune(seed, freeze="all"),
+        "ft_0": lambda seed, epochs: finetune(seed, freeze=0),
         "grid": lambda seed, epochs: GridSearchCV(
-            finetune("all", seed, epochs), {"freeze": [0, 3, "all"]}, cv=3
+            finetune(seed), {"freeze": [0, "all"]}, cv=3
         ),
     }
+
+
+def _pretrained_stages(n_classes, checkpoint):
+    """The benchmark's source ResNet as a user holds it: stages with weights."""
+    state = load_file(checkpoint)
+    parts = stages(n_classes)
+    holder = torch.nn.Sequential(dict(parts))
+    holder.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")})
+    return list(holder.named_children())
 
 
 def fashion_task(source: dict, quick: bool) -> Task:
@@ -164,16 +175,12 @@ def fashion_task(source: dict, quick: bool) -> Task:
         ks=(10, 50) if quick else (10, 50, 250, "all"),
     )
     task.methods = methods(
-        backbone=lambda: stages(5),
-        weights=source["backbone_weights"],
+        backbone=lambda: _pretrained_stages(5, checkpoint),
+        weights=None,
         # Same architecture and normalisation, random weights, seeded.
         # Random stages passed as a module: say explicitly that nothing is
         # pretrained (no probe initialisation, one learning rate everywhere).
-        scratch=lambda seed: {
-            "backbone": stages(5, seed=seed),
-            "weights": None,
-            **FROM_SCRATCH,
-        },
+        scratch=lambda seed: {"backbone": stages(5, seed=seed), **FROM_SCRATCH},
         tutorial=lambda seed, epochs: TutorialFineTune(
             lambda: load_file(checkpoint),
             5,
@@ -182,8 +189,67 @@ def fashion_task(source: dict, quick: bool) -> Task:
             epochs=epochs,
             seed=seed,
         ),
-        image_size=28,
+        tutorial_scratch=lambda seed, epochs: TutorialFineTune(
+            None, 5, CUSTOM_MEAN, CUSTOM_STD, epochs=epochs, seed=seed
+        ),
     )
+    return task
+
+
+def user_cnn_task(fashion: Task, user: dict) -> Task:
+    """The same target task from a user's own 3-block CNN (held-out kind)."""
+    state = load_file(user["checkpoint"])
+    task = Task(
+        name="user_cnn",
+        title="User's 3-block CNN, Fashion-MNIST classes 0-4 -> 5-9",
+        X_pool=fashion.X_pool,
+        y_pool=fashion.y_pool,
+        X_test=fashion.X_test,
+        y_test=fashion.y_test,
+        ks=fashion.ks,
+    )
+    task.methods = methods(
+        backbone=lambda: user_cnn_stages(state),
+        weights=None,
+        scratch=lambda seed: {"backbone": user_cnn_stages(seed=seed), **FROM_SCRATCH},
+        tutorial=lambda seed, epochs: TutorialFineTune(
+            lambda: state,
+            5,
+            CUSTOM_MEAN,
+            CUSTOM_STD,
+            epochs=epochs,
+            seed=seed,
+            build=UserCNN,
+        ),
+        tutorial_scratch=lambda seed, epochs: TutorialFineTune(
+            None, 5, CUSTOM_MEAN, CUSTOM_STD, epochs=epochs, seed=seed, build=UserCNN
+        ),
+    )
+    return task
+
+
+def imagenet_task(fashion: Task) -> Task:
+    """ImageNet EfficientNet-Lite0 on the same Fashion-MNIST target task."""
+    task = Task(
+        name="lite0_fashion",
+        title="ImageNet EfficientNet-Lite0 -> Fashion-MNIST classes 5-9",
+        X_pool=fashion.X_pool,
+        y_pool=fashion.y_pool,
+        X_test=fashion.X_test,
+        y_test=fashion.y_test,
+        ks=fashion.ks,
+    )
+    task.methods = methods(
+        backbone=lambda: "efficientnet_lite0",
+        weights=None,
+        scratch=lambda seed: {"backbone": "efficientnet_lite0", "weights": None},
+        tutorial=None,
+    )
+    task.methods = {
+        name: make
+        for name, make in task.methods.items()
+        if name in ("defaults", "lr", "lr_final", "ft_all", "ft_0")
+    }
     return task
 
 
@@ -199,12 +265,14 @@ def digits_task(quick: bool) -> Task:
     )
     task.methods = methods(
         backbone=lambda: "fmnist_resnet",
-        weights="DEFAULT",
-        scratch=lambda seed: {"weights": None, **FROM_SCRATCH},
+        weights=None,
+        scratch=lambda seed: {"backbone": "fmnist_resnet", "weights": None},
         tutorial=lambda seed, epochs: TutorialFineTune(
             shipped_checkpoint, 10, FMNIST_MEAN, FMNIST_STD, epochs=epochs, seed=seed
         ),
-        layer3=True,
+        tutorial_scratch=lambda seed, epochs: TutorialFineTune(
+            None, 10, FMNIST_MEAN, FMNIST_STD, epochs=epochs, seed=seed
+        ),
     )
     return task
 
@@ -266,7 +334,14 @@ def main() -> None:
         source = pretrain_source(epochs=1 if args.quick else 3)
     except FileNotFoundError as exc:  # Fashion-MNIST missing: say how to get it
         sys.exit(f"{exc}\nThen rerun ./dev bench {NAME}.")
-    tasks = [fashion_task(source, args.quick), digits_task(args.quick)]
+    fashion = fashion_task(source, args.quick)
+    user = pretrain_user_cnn(epochs=3)
+    tasks = [
+        fashion,
+        user_cnn_task(fashion, user),
+        digits_task(args.quick),
+        imagenet_task(fashion),
+    ]
     payload = {
         "hypothesis": __doc__.split("Hypothesis\n----------\n")[1].split("\n\n")[0],
         "quick": args.quick,

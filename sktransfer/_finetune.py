@@ -86,6 +86,10 @@ class FineTuneClassifier(SkorchGlue):
     weight_averaging : {"swa"} or None, default=None
         "swa" averages the trained weights over the last quarter of the
         optimiser steps and uses the average.
+    tta : bool, default=False
+        Test-time augmentation: ``predict`` and ``predict_proba`` average the
+        class probabilities of each image and four copies shifted by 1/16 of
+        its size (no flips), at five times the prediction cost.
     recalibrate_bn : bool, default=False
         After training, re-estimate the running statistics of the trained
         BatchNorm layers on the training inputs (exact averages), which few
@@ -204,6 +208,7 @@ class FineTuneClassifier(SkorchGlue):
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "weight_averaging": [StrOptions({"swa"}), None],
         "recalibrate_bn": ["boolean"],
+        "tta": ["boolean"],
         "augment": ["boolean", StrOptions({"crop", "flip"})],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -241,6 +246,7 @@ class FineTuneClassifier(SkorchGlue):
         label_smoothing=0.0,
         weight_averaging=None,
         recalibrate_bn=False,
+        tta=False,
         augment=False,
         early_stopping=False,
         validation_fraction=0.1,
@@ -290,6 +296,7 @@ class FineTuneClassifier(SkorchGlue):
         self.label_smoothing = label_smoothing
         self.weight_averaging = weight_averaging
         self.recalibrate_bn = recalibrate_bn
+        self.tta = tta
         self.augment = augment
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction

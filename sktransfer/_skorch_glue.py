@@ -109,12 +109,19 @@ class SkorchGlue(NeuralNetClassifier):
     def initialize_optimizer(self, triggered_directly=None):
         # One group per trainable backbone stage (layer-wise rates), then the head.
         module = self.module_
-        scales = stage_lr_scales(module.backbone.n_stages, self.layer_decay)
+        trainable = [
+            params
+            for params in (
+                [p for p in stage.parameters() if p.requires_grad]
+                for stage in module.backbone.stages
+            )
+            if params  # frozen stages are not handed to the optimiser at all
+        ]
+        # The last trainable stage learns at backbone_lr, earlier ones slower.
+        scales = stage_lr_scales(len(trainable), self.layer_decay)
         groups = [{"params": list(module.head.parameters()), "lr": self.lr}]
-        for stage, scale in zip(module.backbone.stages, scales, strict=True):
-            params = [p for p in stage.parameters() if p.requires_grad]
-            if params:  # frozen stages are not handed to the optimiser at all
-                groups.append({"params": params, "lr": self._backbone_lr() * scale})
+        for params, scale in zip(trainable, scales, strict=True):
+            groups.append({"params": params, "lr": self._backbone_lr() * scale})
         _, kwargs = self.get_params_for_optimizer("optimizer", [])
         kwargs.pop("lr", None)
         if self.optimizer is torch.optim.AdamW:
@@ -193,7 +200,12 @@ class SkorchGlue(NeuralNetClassifier):
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes), rows sum to 1."""
-        return super().predict_proba(self._inference_dataset(X))
+        dataset = self._inference_dataset(X)
+        self.module_.tta = bool(getattr(self, "tta", False))
+        try:
+            return super().predict_proba(dataset)
+        finally:
+            self.module_.tta = False
 
     def predict(self, X) -> np.ndarray:
         """Predicted labels, of the same type as the labels given to ``fit``."""

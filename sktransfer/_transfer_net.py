@@ -121,6 +121,7 @@ class TransferNet(BackboneRuntime):
         # Index of the stage the input enters at: 0 for images, k for cached
         # outputs of stage k (set while training on cached activations).
         self.start_stage = 0
+        self.tta = False  # set by the estimator: test-time augmentation
         for stage in self.frozen_stages():
             stage.requires_grad_(False)
         self.place(device)
@@ -140,7 +141,39 @@ class TransferNet(BackboneRuntime):
         return super().prepare(raw)
 
     def forward(self, x) -> torch.Tensor:
-        """Logits; ``x`` is raw images unless ``start_stage > 0``."""
+        """Logits; ``x`` is raw images unless ``start_stage > 0``.
+
+        In eval mode with ``tta`` set, the logits are the log of the class
+        probabilities averaged over the image and four shifted copies.
+        """
+        if self.tta and not self.training and self.start_stage == 0:
+            views = [x, *shifted_views(x)]
+            probs = torch.stack([self._logits(v).softmax(-1) for v in views])
+            return probs.mean(0).log()
+        return self._logits(x)
+
+    def _logits(self, x) -> torch.Tensor:
         embedding = self.embed(x, start=self.start_stage)
         with self.precision():
             return self.head(embedding)
+
+
+def shifted_views(x: torch.Tensor, fraction: float = 0.0625) -> list[torch.Tensor]:
+    """Copies of a raw image batch shifted by ``fraction`` of its size, 4 ways.
+
+    Shifts keep the meaning of digits, text and most photos (flips may not);
+    borders are reflected.
+    """
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        return []
+    n = x.shape[0]
+    views = []
+    for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+        theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
+        theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+        theta[:, 0, 2], theta[:, 1, 2] = 2 * fraction * dx, 2 * fraction * dy
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        views.append(
+            F.grid_sample(x, grid, padding_mode="reflection", align_corners=False)
+        )
+    return views

@@ -1,0 +1,120 @@
+"""The small-data recipe: step budgets, schedule, layer rates, averaging, BN, TTA."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sktransfer._recipe import (
+    AUTO_MIN_EPOCHS,
+    AUTO_MIN_STEPS,
+    StepSchedule,
+    auto_epochs,
+)
+
+
+@pytest.fixture(scope="module")
+def fifty_digits(digits):
+    """5 images of each digit class: 50 images, 2 batches of 32."""
+    X, y = digits
+    index = np.concatenate([np.flatnonzero(y == c)[:5] for c in range(10)])
+    return X[index], y[index]
+
+
+def test_auto_budget_counts_optimiser_steps(fifty_digits, make_classifier):
+    X, y = fifty_digits
+    clf = make_classifier(freeze=4, max_epochs="auto").fit(X, y)
+    steps_per_epoch = math.ceil(len(y) / clf.batch_size)
+    assert clf.n_epochs_ == auto_epochs(len(y), clf.batch_size)
+    assert clf.n_epochs_ * steps_per_epoch >= AUTO_MIN_STEPS
+    assert len(clf.history_) == clf.n_epochs_
+    assert clf.history_[-1, "steps"] == clf.n_epochs_ * steps_per_epoch
+
+
+def test_auto_budget_of_large_sets_is_counted_in_epochs():
+    assert auto_epochs(100_000, 32) == AUTO_MIN_EPOCHS
+    assert auto_epochs(10, 32) == AUTO_MIN_STEPS
+
+
+def test_an_explicit_epoch_count_keeps_its_meaning(fifty_digits, make_classifier):
+    X, y = fifty_digits
+    clf = make_classifier(freeze=4, max_epochs=3).fit(X, y)
+    assert clf.n_epochs_ == 3 and len(clf.history_) == 3
+    assert clf.history_[-1, "steps"] == 3 * 2
+
+
+def test_schedule_warms_up_then_decays_to_zero():
+    schedule = StepSchedule(cosine=True, warmup=0.1)
+    schedule.total_steps_ = 100
+    factors = [schedule.factor(step) for step in range(100)]
+    assert factors[0] < factors[5] < factors[9] <= 1.0  # linear warm-up
+    assert max(factors) == pytest.approx(1.0, abs=0.01)
+    assert all(a >= b for a, b in zip(factors[10:], factors[11:], strict=False))
+    assert factors[-1] < 0.01
+
+
+def test_layer_decay_gives_earlier_stages_smaller_rates(fifty_digits, make_classifier):
+    X, y = fifty_digits
+    clf = make_classifier(freeze=0, layer_decay=0.5, lr=1e-2, max_epochs=1)
+    clf.fit(X, y)
+    groups = clf.optimizer_.param_groups
+    head, stages = groups[0], groups[1:]
+    assert head["initial_lr"] == 1e-2
+    rates = [group["initial_lr"] for group in stages]
+    assert len(rates) == clf.module_.backbone.n_stages - 1  # "pool" has no weights
+    assert rates == sorted(rates) and rates[-1] == pytest.approx(1e-2 / 3)
+    assert rates[-2] == pytest.approx(rates[-1] / 2)
+
+
+def test_label_smoothing_reaches_the_loss(fifty_digits, make_classifier):
+    X, y = fifty_digits
+    clf = make_classifier(freeze=4, label_smoothing=0.2, max_epochs=1).fit(X, y)
+    assert clf.criterion_.label_smoothing == 0.2
+
+
+def test_weight_averaging_changes_the_final_weights(fifty_digits, make_classifier):
+    X, y = fifty_digits
+    plain = make_classifier(freeze=3, max_epochs=8).fit(X, y)
+    averaged = make_classifier(freeze=3, max_epochs=8, weight_averaging="swa")
+    averaged.fit(X, y)
+    head_plain, head_avg = plain.module_.head[-1], averaged.module_.head[-1]
+    assert not torch.equal(head_plain.weight, head_avg.weight)
+    assert averaged.score(X, y) > 0.5
+
+
+def test_batchnorm_recalibration_touches_only_trained_layers(
+    fifty_digits, make_classifier
+):
+    X, y = fifty_digits
+    before = make_classifier(freeze=4, max_epochs=2).fit(X, y)
+    after = make_classifier(freeze=4, max_epochs=2, recalibrate_bn=True).fit(X, y)
+
+    def batchnorms(clf):
+        return [
+            m
+            for m in clf.module_.modules()
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+        ]
+
+    frozen = [list(s.modules()) for s in after.module_.frozen_stages()]
+    frozen_ids = {id(m) for modules in frozen for m in modules}
+    for old, new in zip(batchnorms(before), batchnorms(after), strict=True):
+        if id(new) in frozen_ids:  # pretrained statistics kept
+            assert torch.equal(old.running_mean, new.running_mean)
+        else:  # one cumulative pass over the 50 training images (64 a batch)
+            assert int(new.num_batches_tracked) == 1
+            assert new.momentum == old.momentum
+
+
+def test_tta_averages_probabilities_of_shifted_copies(fifty_digits, make_classifier):
+    X, y = fifty_digits
+    clf = make_classifier(freeze="all").fit(X, y)
+    plain = clf.predict_proba(X)
+    clf.set_params(tta=True)
+    averaged = clf.predict_proba(X)
+    np.testing.assert_allclose(averaged.sum(axis=1), 1.0, rtol=1e-5)
+    assert not np.allclose(plain, averaged)
+    assert clf.module_.tta is False  # only switched on while predicting
