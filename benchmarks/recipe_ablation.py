@@ -64,13 +64,16 @@ RECIPE = {"freeze": 0}
 VARIANTS = {
     "recipe": {},
     "max_epochs=10 (epoch budget)": {"max_epochs": 10},
+    "max_epochs=150 (3x the steps at k=10)": {"max_epochs": 150},
+    "head_init='probe'": {"head_init": "probe"},
+    "head_init='random'": {"head_init": "random"},
     "warmup=0.1": {"warmup": 0.1},
     "layer_decay=0.7": {"layer_decay": 0.7},
     "label_smoothing=0.1": {"label_smoothing": 0.1},
     "weight_averaging='swa'": {"weight_averaging": "swa"},
     "recalibrate_bn=True": {"recalibrate_bn": True},
     "augment='crop'": {"augment": "crop"},
-    "head_init='random'": {"head_init": "random"},
+    "tta=True": {"tta": True},
     "freeze=2": {"freeze": 2},
     "freeze='all'": {"freeze": "all"},
 }

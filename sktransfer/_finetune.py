@@ -44,12 +44,15 @@ class FineTuneClassifier(SkorchGlue):
         Widths of hidden ReLU layers of the new head; () is a linear head.
     head_dropout : float, default=0.0
         Dropout before each layer of the head.
-    head_init : {"probe", "random"}, default="probe"
+    head_init : {"auto", "probe", "random"}, default="auto"
         "probe" starts a linear head from the exact L2-regularised logistic
         regression on the frozen pretrained embeddings (linear probing, then
         fine-tuning). With ``freeze="all"`` and a linear head this convex
-        solution *is* the fit and no epochs run. Ignored with ``weights=None``
-        and for heads with hidden layers, which start from random weights.
+        solution *is* the fit and no epochs run. "random" starts it from
+        random weights. "auto" probes when every stage is frozen and starts
+        from random weights when some stages are trained (a probed head is
+        confident from the start, so the stages below it barely move).
+        Heads with hidden layers and ``weights=None`` always start random.
     probe_C : float, default=1.0
         Inverse L2 strength of that logistic regression (as in scikit-learn).
     image_size : int, (int, int) or None, default=None
@@ -190,7 +193,7 @@ class FineTuneClassifier(SkorchGlue):
         "freeze": [Interval(Integral, 0, None, closed="left"), StrOptions({"all"})],
         "head_hidden": [tuple, list],
         "head_dropout": [Interval(Real, 0, 1, closed="left")],
-        "head_init": [StrOptions({"probe", "random"})],
+        "head_init": [StrOptions({"auto", "probe", "random"})],
         "probe_C": [Interval(Real, 0, None, closed="neither")],
         "image_size": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
         "image_shape": [tuple, list, None],
@@ -231,7 +234,7 @@ class FineTuneClassifier(SkorchGlue):
         freeze="all",
         head_hidden=(),
         head_dropout=0.0,
-        head_init="probe",
+        head_init="auto",
         probe_C=1.0,
         image_size=None,
         image_shape=None,

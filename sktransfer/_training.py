@@ -87,10 +87,14 @@ def plan_training(clf, source, y_encoded: np.ndarray, *, probe: bool) -> Trainin
         outputs=outputs,
     )
     linear_head = not clf.head_hidden
-    if probe and clf.head_init == "probe" and clf._pretrained() and linear_head:
+    all_frozen = clf.n_frozen_ == module.backbone.n_stages
+    head_init = clf.head_init
+    if head_init == "auto":
+        head_init = "probe" if all_frozen else "random"
+    if probe and head_init == "probe" and clf._pretrained() and linear_head:
         _fit_probe(clf, plan, y_encoded[train_index])
         # Head-only with a linear head is convex: the probe is the optimum.
-        plan.done = clf.n_frozen_ == module.backbone.n_stages
+        plan.done = all_frozen
     return plan
 
 
