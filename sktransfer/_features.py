@@ -296,7 +296,8 @@ class PretrainedFeatureExtractor(
 
         Returns
         -------
-        embeddings : ndarray of shape (n_samples, n_features_out_), float32
+        embeddings : ndarray of shape (n_samples, n_features), float32
+            ``n_features`` is ``n_features_out_``.
         """
         check_is_fitted(self)
         check_width(self, X, reset=False)

@@ -47,7 +47,9 @@ def _pivot(rows, index, column, value, columns=None) -> str:
     keys = list(dict.fromkeys(index(r) for r in rows))
     heads = columns or list(dict.fromkeys(r[column] for r in rows))
     cells = {(index(r), r[column]): value(r) for r in rows}
-    out = [{"": key, **{str(h): cells.get((key, h), "") for h in heads}} for key in keys]
+    out = [
+        {"": key, **{str(h): cells.get((key, h), "") for h in heads}} for key in keys
+    ]
     return table(out, ["", *map(str, heads)])
 
 
@@ -80,7 +82,10 @@ def _transfer_vs_scratch(doc: dict) -> str:
 
 def _imagenet_features(doc: dict) -> str:
     return _pivot(
-        doc["rows"], lambda r: f"{r['task']}, k={r['k']}", "method", lambda r: r["accuracy"]
+        doc["rows"],
+        lambda r: f"{r['task']}, k={r['k']}",
+        "method",
+        lambda r: r["accuracy"],
     )
 
 
