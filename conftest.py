@@ -24,10 +24,19 @@ import pytest
 ROOT = Path(__file__).resolve().parent
 # Sphinx's configuration and extensions are run by the docs build, not imported
 # by pytest's doctest collection.
-collect_ignore_glob = ["docs/conf.py", "docs/_ext/*", "docs/_build/*"]
+collect_ignore_glob = [
+    "docs/conf.py",
+    "docs/_ext/*",
+    "docs/_build/*",
+    "docs/auto_examples/*",
+    "docs/generated*",
+]
+# Written by the docs build: copies of the sources, and the example gallery (whose
+# scripts the build runs).
+_GENERATED = ("_build", "generated", "generated_api", "auto_examples")
 
 _SKIP = re.compile(r"(?:<!--|\.\.)\s*skip-example:\s*(.+?)\s*(?:-->)?\s*$")
-_MD_FENCE = re.compile(r"^```(\w*)\s*$")
+_MD_FENCE = re.compile(r"^```\s*(\S*).*$")
 _RST_DIRECTIVE = re.compile(r"^(\s*)\.\. code-block::\s*(\w+)\s*$")
 
 
@@ -46,7 +55,8 @@ def extract_blocks(path: Path) -> list[tuple[int, str, str | None]]:
         if path.suffix == ".md":
             fence = _MD_FENCE.match(line)
             if fence:
-                end = next(j for j in range(i + 1, len(lines)) if lines[j] == "```")
+                closing = (j for j in range(i + 1, len(lines)) if lines[j] == "```")
+                end = next(closing, len(lines))
                 if fence.group(1) == "python":
                     blocks.append((i + 1, "\n".join(lines[i + 1 : end]), skip))
                 skip, i = None, end + 1
@@ -77,7 +87,8 @@ def pytest_collect_file(parent, file_path):
     if file_path.suffix in (".md", ".rst") and (
         file_path == ROOT / "README.md" or (ROOT / "docs") in file_path.parents
     ):
-        if "_build" not in file_path.parts and extract_blocks(file_path):
+        generated = set(file_path.relative_to(ROOT).parts) & set(_GENERATED)
+        if not generated and extract_blocks(file_path):
             return CodeBlocksFile.from_parent(parent, path=file_path)
     return None
 
