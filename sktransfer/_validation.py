@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import sys
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -89,6 +91,21 @@ def in_worker_process() -> bool:
         or "LOKY_MAX_CPU_COUNT" in os.environ
         and multiprocessing.parent_process() is not None
     )
+
+
+def interactive_session() -> bool:
+    """True in the main thread of a main process writing to a terminal or notebook.
+
+    Decides whether training shows progress by default: never inside joblib,
+    loky, multiprocessing or dask workers, worker threads, or when output goes
+    to a file or pipe (CI logs, batch jobs).
+    """
+    if in_worker_process() or threading.current_thread() is not threading.main_thread():
+        return False
+    if "ipykernel" in sys.modules:  # Jupyter: not a tty, but someone is watching
+        return True
+    stream = sys.stdout
+    return bool(getattr(stream, "isatty", None) and stream.isatty())
 
 
 def check_width(estimator, X, *, reset: bool) -> None:

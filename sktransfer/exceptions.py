@@ -14,6 +14,7 @@ __all__ = [
     "WeightsUnavailableError",
     "CacheTooLargeError",
     "NotFittedError",
+    "PixelRangeWarning",
 ]
 
 
@@ -35,3 +36,12 @@ class WeightsUnavailableError(WeightsError, OSError):
 
 class CacheTooLargeError(SkTransferError, ValueError):
     """Frozen-stage outputs would not fit the cache's memory budget."""
+
+
+class PixelRangeWarning(UserWarning):
+    """Array images whose values look scaled for another pixel range.
+
+    Floats are read as pixels in [0, 1] and integers as 0-255 (or 0-65535);
+    the warning says how to rescale. Silence it with
+    ``warnings.filterwarnings("ignore", category=PixelRangeWarning)``.
+    """

@@ -1,6 +1,7 @@
 """Tests for sktransfer._inputs: turning user inputs into image batches."""
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -248,7 +249,7 @@ def test_not_an_image_fails_at_load(tmp_path, png_paths):
 
 def test_truncated_png_fails_at_load(tmp_path, rng):
     _, path = _write_png(tmp_path / "cut.png", rng, (32, 32))
-    data = open(path, "rb").read()
+    data = Path(path).read_bytes()
     with open(path, "wb") as file:
         file.write(data[: len(data) // 2])
     with pytest.raises(ImageInputError, match=r"cut\.png.*could not be decoded"):

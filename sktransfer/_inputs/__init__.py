@@ -9,7 +9,13 @@
 from ._image_arrays import ArrayImageSource
 from ._image_files import PathImageSource, PILImageSource
 from ._image_folder import list_image_folder
-from ._images import ImageDataset, ImageModality, ImageSource, as_image_source
+from ._images import (
+    ImageDataset,
+    ImageModality,
+    ImageSource,
+    as_image_source,
+    source_image_size,
+)
 from ._source import (
     InputSource,
     Modality,
@@ -34,4 +40,5 @@ __all__ = [
     "iter_batches",
     "list_image_folder",
     "register_modality",
+    "source_image_size",
 ]

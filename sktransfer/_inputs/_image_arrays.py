@@ -9,12 +9,14 @@ user's array up front.
 from __future__ import annotations
 
 import hashlib
+import sys
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
 import torch
 
-from ..exceptions import ImageInputError
+from ..exceptions import ImageInputError, PixelRangeWarning
 from ._images import ImageSource
 
 __all__ = ["ArrayImageSource"]
@@ -92,10 +94,77 @@ def _chunks(data: np.ndarray) -> Iterator[np.ndarray]:
         yield data[start : start + step]
 
 
+def _value_range(data: np.ndarray) -> tuple[float, float]:
+    low = min(chunk.min() for chunk in _chunks(data))
+    high = max(chunk.max() for chunk in _chunks(data))
+    return low.item(), high.item()
+
+
+def _check_pixel_range(data: np.ndarray, argument: str) -> None:
+    """Warn when array values look like another pixel scale than they are read as.
+
+    The usual mistakes: scikit-learn's digits (0-16) passed as floats or as
+    int64, images in 0-255 held as floats, binary 0/1 images held as integers,
+    and arrays already normalised with a mean and std.
+    """
+    if data.dtype.kind not in "iuf" or not data.size:
+        return
+    low, high = _value_range(data)
+    name = argument
+    if data.dtype.kind == "f":
+        tolerance = 1e-3  # rounding of images resized or converted elsewhere
+        if low >= -tolerance and high <= 1 + tolerance:
+            return
+        if low < -tolerance:
+            fix = (
+                "It looks normalised (mean/std): pass the raw pixels instead, "
+                "scaled to [0, 1]; the backbone applies its own normalisation"
+            )
+        elif high <= 16:
+            fix = f"It looks like 0-16 (like scikit-learn's digits): pass {name} / 16.0"
+        elif high <= 255:
+            fix = (
+                f"It looks like 0-255: pass {name} / 255.0 (or {name}.astype(np.uint8))"
+            )
+        else:
+            fix = f"Scale it to [0, 1], e.g. ({name} - {name}.min()) / np.ptp({name})"
+        read_as = "floats are read as pixel values in [0, 1]"
+    elif high == 1:
+        fix = (
+            f"It looks like 0-1 (binary images): pass {name}.astype(bool) or "
+            f"{name}.astype(np.float32), which are read as 0-1"
+        )
+        read_as = "integers are read as 0-255, so 1 is almost black"
+    elif 1 < high <= 16:
+        fix = (
+            f"It looks like 0-16 (like scikit-learn's digits): pass "
+            f"{name} / 16.0, a float array in [0, 1]"
+        )
+        read_as = "integers are read as 0-255, so these images are almost black"
+    else:
+        return
+    warnings.warn(
+        f"{name} holds {data.dtype} values from {low:g} to {high:g}, but {read_as}. "
+        f"{fix}.",
+        PixelRangeWarning,
+        stacklevel=_caller_level(),
+    )
+
+
+def _caller_level() -> int:
+    """``stacklevel`` of the user's call: the first frame outside sktransfer and
+    the scikit-learn/skorch code that calls into it."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(
+        ("sktransfer.", "sklearn.", "skorch.")
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _integer_scale(data: np.ndarray, argument: str) -> float:
     """Full-scale value of an int array: 8-bit if it fits in 0-255, else 16-bit."""
-    low = min(int(chunk.min()) for chunk in _chunks(data))
-    high = max(int(chunk.max()) for chunk in _chunks(data))
+    low, high = (int(v) for v in _value_range(data))
     if low < 0 or high > 65535:
         raise ImageInputError(
             f"{argument} holds integers from {low} to {high}, outside the pixel "
@@ -169,6 +238,7 @@ def _array_source(data: np.ndarray, argument: str, image_shape) -> ImageSource:
                 f"np.nan_to_num({argument}), or drop those samples."
             )
         offset += len(chunk)
+    _check_pixel_range(data, argument)
     return ArrayImageSource(data, sample, layout, scale)
 
 

@@ -23,7 +23,23 @@ from PIL import Image
 from ..exceptions import ImageInputError
 from ._source import InputSource, Modality, SourceDataset, register_modality
 
-__all__ = ["ImageSource", "ImageModality", "ImageDataset", "as_image_source"]
+__all__ = [
+    "ImageSource",
+    "ImageModality",
+    "ImageDataset",
+    "as_image_source",
+    "source_image_size",
+]
+
+
+def source_image_size(source: object) -> tuple[int, int] | None:
+    """``(height, width)`` shared by every image of ``source``, when known.
+
+    Known for arrays; None for files and PIL images (sizes known once decoded)
+    and for sources of other modalities.
+    """
+    shape = getattr(source, "image_shape", None)
+    return (int(shape[-2]), int(shape[-1])) if shape else None
 
 
 class ImageSource(InputSource):

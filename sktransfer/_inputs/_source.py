@@ -205,7 +205,7 @@ def iter_batches(
     --------
     >>> import numpy as np
     >>> from sktransfer._inputs import as_image_source, iter_batches
-    >>> source = as_image_source(np.ones((5, 4, 4), dtype=np.uint8))
+    >>> source = as_image_source(np.full((5, 4, 4), 255, dtype=np.uint8))
     >>> [tuple(b.shape) for b in iter_batches(source, 2)]
     [(2, 1, 4, 4), (2, 1, 4, 4), (1, 1, 4, 4)]
     """

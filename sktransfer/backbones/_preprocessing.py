@@ -12,10 +12,14 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Preprocessing", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["Preprocessing", "IMAGENET_MEAN", "IMAGENET_STD", "SMALL_IMAGE_SIZE"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# With image_size=None, images smaller than a network's input are upscaled to at
+# most this many pixels (their longer side), never to the weights' 224 px recipe:
+# measured by benchmarks/small_image_size.py (see the user guide).
+SMALL_IMAGE_SIZE = 64
 # ITU-R 601 luma weights, as used by PIL's ``convert("L")``.
 _LUMA = (0.299, 0.587, 0.114)
 
@@ -61,6 +65,36 @@ class Preprocessing:
         if isinstance(image_size, int):
             image_size = (image_size, image_size)
         return replace(self, crop_size=tuple(image_size), resize_size=None)
+
+    def for_small_images(self, height: int, width: int) -> tuple[int, int] | None:
+        """Size images of ``height x width`` go to when no ``image_size`` is given.
+
+        Images at least as large as the network's input (``crop_size``) follow the
+        weights' recipe (None is returned). Smaller ones are resized straight,
+        keeping their aspect ratio, to a longer side of
+        ``max(their longer side, SMALL_IMAGE_SIZE)``, and never beyond
+        ``crop_size``: an 8x8 or 28x28 image goes to 64x64 for a 224 px ImageNet
+        network, and stays at its native size for a 28 px one.
+
+        Examples
+        --------
+        >>> from sktransfer.backbones import Preprocessing
+        >>> prep = Preprocessing(crop_size=(224, 224), resize_size=256)
+        >>> prep.for_small_images(8, 8), prep.for_small_images(28, 56)
+        ((64, 64), (32, 64))
+        >>> prep.for_small_images(150, 150), prep.for_small_images(300, 400)
+        ((150, 150), None)
+        >>> Preprocessing(crop_size=(28, 28)).for_small_images(8, 8)
+        (28, 28)
+        """
+        crop_h, crop_w = self.crop_size
+        if height >= crop_h and width >= crop_w:
+            return None
+        longer = max(height, width)
+        target = min(max(longer, SMALL_IMAGE_SIZE), max(crop_h, crop_w))
+        scale = target / longer
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        return (min(size[0], crop_h), min(size[1], crop_w))
 
     @property
     def loading_size(self) -> tuple[int, int]:
@@ -122,6 +156,13 @@ class Preprocessing:
         antialias = mode in ("bilinear", "bicubic")
         kwargs = {"align_corners": False} if mode != "nearest" else {}
         return F.interpolate(x, size=size, mode=mode, antialias=antialias, **kwargs)
+
+
+def straight_size(preprocessing: Preprocessing) -> tuple[int, int] | None:
+    """The size images are resized straight to, or None for a resize/crop recipe."""
+    if preprocessing.resize_size is not None:
+        return None
+    return tuple(int(v) for v in preprocessing.crop_size)
 
 
 def _center_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

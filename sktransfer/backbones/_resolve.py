@@ -76,6 +76,7 @@ def resolve_backbone(
     weights: str | os.PathLike | None = None,
     *,
     image_size: int | tuple[int, int] | None = None,
+    input_size: tuple[int, int] | None = None,
     progress: bool = False,
 ) -> Backbone:
     """Build the backbone named or given by ``backbone`` with ``weights`` loaded.
@@ -92,6 +93,12 @@ def resolve_backbone(
     image_size : int or (int, int), default=None
         Resize inputs straight to this size instead of the weights' own
         resize/crop recipe (e.g. 64 for small images).
+    input_size : (int, int), default=None
+        ``(height, width)`` of the images that will be fed, when known. With
+        ``image_size=None``, images smaller than the network's input are then
+        resized straight to a bounded size
+        (:meth:`Preprocessing.for_small_images`) instead of the weights' recipe,
+        provided the network accepts that size.
     progress : bool, default=False
         Show a download progress bar.
 
@@ -115,9 +122,30 @@ def resolve_backbone(
         net = _resolve_module(backbone, weights)
     if image_size is not None:
         net.preprocessing = net.preprocessing.with_image_size(image_size)
+    elif input_size is not None and isinstance(backbone, str):
+        _fit_small_images(net, input_size)
+    elif input_size is not None:
+        # A user's own module has no input recipe: images keep the size they
+        # come in, most likely the size it was trained on.
+        net.preprocessing = net.preprocessing.with_image_size(tuple(input_size))
     if not isinstance(backbone, str):
         net.embedding_dim = net.pooled_width()
     return net
+
+
+def _fit_small_images(net: Backbone, input_size: tuple[int, int]) -> None:
+    """Resize small inputs to a bounded size, if the network accepts it."""
+    size = net.preprocessing.for_small_images(*input_size)
+    if size is None or size == tuple(net.preprocessing.crop_size):
+        if size is not None:  # already the network's size: no crop needed
+            net.preprocessing = net.preprocessing.with_image_size(size)
+        return
+    recipe = net.preprocessing
+    net.preprocessing = recipe.with_image_size(size)
+    try:
+        net.output_shape()  # one dry run: fixed-size networks (ViT) refuse
+    except Exception:
+        net.preprocessing = recipe
 
 
 def _resolve_registered(

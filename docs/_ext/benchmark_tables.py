@@ -1,0 +1,179 @@
+"""Sphinx extension: benchmark tables generated from ``benchmarks/results/*.json``.
+
+At every build, each results file becomes ``docs/generated/<name>.md`` (MyST
+Markdown: the machine it ran on, then its tables), which the user guide pulls in
+with ``{include}``. Numbers are never copied into the documentation by hand, so
+they cannot drift from what the benchmark scripts measured.
+
+A results file without a dedicated layout below still gets a table of every list
+of records it holds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "results"
+OUT = ROOT / "docs" / "generated"
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_cell(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_cell(v) for v in value) if value else "()"
+    if value is None:
+        return "—"
+    return str(value).replace("|", "\\|")
+
+
+def table(rows: Iterable[dict], columns: Iterable[str] | None = None) -> str:
+    """A Markdown table of ``rows`` (dicts), one column per key in ``columns``."""
+    rows = list(rows)
+    columns = list(columns or dict.fromkeys(k for row in rows for k in row))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row.get(c)) for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _pivot(rows, index, column, value, columns=None) -> str:
+    """Rows ``index`` x columns ``column``, cells ``value(row)``."""
+    keys = list(dict.fromkeys(index(r) for r in rows))
+    heads = columns or list(dict.fromkeys(r[column] for r in rows))
+    cells = {(index(r), r[column]): value(r) for r in rows}
+    out = [
+        {"": key, **{str(h): cells.get((key, h), "") for h in heads}} for key in keys
+    ]
+    return table(out, ["", *map(str, heads)])
+
+
+def _transfer_vs_scratch(doc: dict) -> str:
+    parts = [f"Hypothesis: {' '.join(doc['hypothesis'].split())}\n"]
+    names = doc["methods"]
+    for task in dict.fromkeys(r["task"] for r in doc["summary"]):
+        rows = [r for r in doc["summary"] if r["task"] == task]
+        parts.append(f"**{task}**, test accuracy (mean ± std over seeds, fit time):\n")
+        parts.append(
+            _pivot(
+                rows,
+                lambda r: names.get(r["method"], r["method"]),
+                "k",
+                lambda r: (
+                    f"{r['accuracy_mean']:.3f} ± {r['accuracy_std']:.3f} "
+                    f"({r['fit_seconds_mean']:.3g} s)"
+                ),
+            )
+        )
+    anchor = doc.get("anchor")
+    if anchor:
+        parts.append(
+            f"Anchor: `FineTuneClassifier({_cell(anchor['params'])})` on "
+            f"{anchor['n_train']} Fashion-MNIST images: test accuracy "
+            f"{anchor['test_accuracy']} in {anchor['fit_seconds']:.0f} s.\n"
+        )
+    return "\n".join(parts)
+
+
+def _imagenet_features(doc: dict) -> str:
+    return _pivot(
+        doc["rows"],
+        lambda r: f"{r['task']}, k={r['k']}",
+        "method",
+        lambda r: r["accuracy"],
+    )
+
+
+def _small_image_size(doc: dict) -> str:
+    return _pivot(
+        doc["rows"],
+        lambda r: r["task"],
+        "image_size",
+        lambda r: f"{r['accuracy']:.3f} ({r['seconds_per_100_images']:.3g} s)",
+    )
+
+
+def _extractor_throughput(doc: dict) -> str:
+    columns = ["case", "best_batch_size", "ceiling_img_per_s"]
+    columns += ["serial_prediction_img_per_s", "files_img_per_s", "decode_img_per_s"]
+    return table(doc["cases"], columns)
+
+
+def _frozen_cache(doc: dict) -> str:
+    return "\n".join(
+        [
+            "Per epoch:\n",
+            table(doc["per_epoch"]),
+            "Grid search:\n",
+            table(doc["grid_search"]),
+            "Partial freezing:\n",
+            table(doc["partial_freezing"]),
+        ]
+    )
+
+
+def _scale_out(doc: dict) -> str:
+    columns = ["mode", "wall_s", "speedup", "speedup_vs_1_thread", "mean_task_s"]
+    columns += ["overhead_per_task_s", "best_params", "loadavg_1min_before"]
+    return table(doc["runs"], columns)
+
+
+def _stage_memory(doc: dict) -> str:
+    return table(doc["rows"], ["backbone", "input", "stages"])
+
+
+LAYOUTS = {
+    "transfer_vs_scratch": _transfer_vs_scratch,
+    "imagenet_features": _imagenet_features,
+    "small_image_size": _small_image_size,
+    "extractor_throughput": _extractor_throughput,
+    "extractor_throughput_efficientnet_lite0": _extractor_throughput,
+    "frozen_cache": _frozen_cache,
+    "scale_out": _scale_out,
+    "stage_memory": _stage_memory,
+}
+
+
+def _generic(doc: dict) -> str:
+    lists = [v for v in doc.values() if isinstance(v, list) and v]
+    return "\n".join(table(v) for v in lists if all(isinstance(r, dict) for r in v))
+
+
+def render(path: Path) -> str:
+    """The Markdown page of one results file."""
+    doc = json.loads(path.read_text())
+    machine = doc.get("machine", {})
+    facts = [
+        f"`{doc.get('command', path.stem)}`",
+        machine.get("date", ""),
+        f"{machine.get('cpu', '?')} x {machine.get('cpu_count', '?')}",
+        f"torch {machine.get('torch', '?')}",
+    ]
+    load = machine.get("loadavg_at_end")
+    if load:
+        facts.append(f"load average at the end {load[0]}")
+    body = LAYOUTS.get(path.stem, _generic)(doc)
+    source = f"`benchmarks/results/{path.name}`"
+    return f"*Generated from {source}: {', '.join(f for f in facts if f)}.*\n\n{body}"
+
+
+def generate(app=None) -> list[Path]:
+    OUT.mkdir(exist_ok=True)
+    written = []
+    for path in sorted(RESULTS.glob("*.json")):
+        target = OUT / f"{path.stem}.md"
+        text = render(path)
+        if not target.exists() or target.read_text() != text:
+            target.write_text(text)  # unchanged files keep Sphinx's cache valid
+        written.append(target)
+    return written
+
+
+def setup(app):
+    app.connect("builder-inited", generate)
+    return {"parallel_read_safe": True, "version": "1"}

