@@ -176,6 +176,22 @@ def run(task: Task, ks, seeds, variants, log=print) -> list:
     return records
 
 
+def summarise(records: list) -> list:
+    """Mean and std of accuracy per (variant, task, k), in the order run."""
+    groups: dict = {}
+    for r in records:
+        groups.setdefault((r["variant"], r["task"], r["k"]), []).append(r["accuracy"])
+    return [
+        {
+            "variant": variant,
+            "column": f"{task} k={k}",
+            "accuracy_mean": round(float(np.mean(acc)), 4),
+            "accuracy_std": round(float(np.std(acc)), 4),
+        }
+        for (variant, task, k), acc in groups.items()
+    ]
+
+
 def model_epochs(model) -> int | None:
     return getattr(model, "epochs", None)
 
@@ -222,12 +238,14 @@ def main() -> None:
             print(f"\n== {task.title}")
             records += run(task, args.ks, seeds, variants)
     payload = {
+        "command": "./dev bench recipe_ablation " + " ".join(sys.argv[1:]),
         "hypothesis": __doc__.split("Hypothesis\n----------\n")[1].split("\n\n")[0],
         "recipe": RECIPE,
         "variants": variants,
         "seeds": list(seeds),
         "ks": args.ks,
         "records": records,
+        "summary": summarise(records),
         "total_seconds": round(time.perf_counter() - start, 1),
         "torch_threads": torch.get_num_threads(),
     }

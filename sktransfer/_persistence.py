@@ -75,7 +75,8 @@ def save_model(estimator, path: str | os.PathLike) -> Path:
     >>> from sktransfer import FineTuneClassifier, load_model, save_model
     >>> X, y = load_digits(return_X_y=True)
     >>> X = X.reshape(-1, 8, 8) / 16.0
-    >>> clf = FineTuneClassifier("fmnist_resnet", device="cpu").fit(X[:50], y[:50])
+    >>> clf = FineTuneClassifier("fmnist_resnet", freeze="all", device="cpu")
+    >>> clf = clf.fit(X[:50], y[:50])
     >>> folder = save_model(clf, tempfile.mkdtemp())
     >>> restored = load_model(folder)
     >>> bool((restored.predict_proba(X[:5]) == clf.predict_proba(X[:5])).all())

@@ -87,7 +87,8 @@ def plan_training(clf, source, y_encoded: np.ndarray, *, probe: bool) -> Trainin
         outputs=outputs,
     )
     linear_head = not clf.head_hidden
-    all_frozen = clf.n_frozen_ == module.backbone.n_stages
+    # Stages without parameters (pooling) have nothing to train.
+    all_frozen = not any(p.requires_grad for p in module.backbone.parameters())
     head_init = clf.head_init
     if head_init == "auto":
         head_init = "probe" if all_frozen else "random"

@@ -168,7 +168,12 @@ def test_finetune_freezes_timm_stages(tiny_images):
 def test_extractor_takes_a_timm_stage_as_layer(tiny_images):
     X, _ = tiny_images
     extractor = PretrainedFeatureExtractor(
-        "timm/resnet18", weights=None, layer="stage2", image_size=32, device="cpu"
+        "timm/resnet18",
+        weights=None,
+        layer="stage2",
+        pooling="avg",
+        image_size=32,
+        device="cpu",
     )
     assert extractor.fit_transform(X).shape == (12, 128)
     assert extractor.layer_ == "stage2" and extractor.backbone_.n_stages == 3
@@ -259,7 +264,7 @@ def test_lite0_predicts_the_imagenet_classes_of_natural_photos(lite0, lite0_file
 def test_lite0_embeddings_are_deterministic_across_pickling(lite0_file):
     images = [Image.fromarray(image) for image in _natural_images().values()]
     extractor = PretrainedFeatureExtractor(
-        "efficientnet_lite0", weights="IMAGENET1K", device="cpu"
+        "efficientnet_lite0", weights="IMAGENET1K", layer=None, device="cpu"
     ).fit(images)
     first = extractor.transform(images)
     restored = pickle.loads(pickle.dumps(extractor))

@@ -127,7 +127,26 @@ def _stage_memory(doc: dict) -> str:
     return table(doc["rows"], ["backbone", "input", "stages"])
 
 
+def _recipe_ablation(doc: dict) -> str:
+    parts = [f"Hypothesis: {' '.join(doc['hypothesis'].split())}\n"]
+    parts.append(
+        f"Each row changes one parameter of `FineTuneClassifier("
+        f"{_cell(doc['recipe'])})`; test accuracy, mean ± std over "
+        f"{len(doc['seeds'])} seeds:\n"
+    )
+    parts.append(
+        _pivot(
+            doc["summary"],
+            lambda r: r["variant"],
+            "column",
+            lambda r: f"{r['accuracy_mean']:.3f} ± {r['accuracy_std']:.3f}",
+        )
+    )
+    return "\n".join(parts)
+
+
 LAYOUTS = {
+    "recipe_ablation": _recipe_ablation,
     "transfer_vs_scratch": _transfer_vs_scratch,
     "imagenet_features": _imagenet_features,
     "small_image_size": _small_image_size,
