@@ -1,4 +1,4 @@
-"""PretrainedFeatureExtractor: images in, pretrained embedding vectors out."""
+"""PretrainedFeatureExtractor: images or texts in, pretrained embedding vectors out."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from ._validation import (
     StrOptions,
     check_width,
     in_worker_process,
+    input_modality,
     limit_threads,
     resolve_device,
 )
@@ -45,11 +46,14 @@ _PROGRESS_MIN_IMAGES = 2000
 class PretrainedFeatureExtractor(
     ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 ):
-    """Embed images with a frozen pretrained backbone, as a scikit-learn transformer.
+    """Embed images or texts with a frozen pretrained backbone, as a transformer.
 
     ``fit`` loads the backbone once; ``transform`` returns a float32 array
     ``(n_samples, n_features_out_)``. Use it as the first step of a
     :class:`~sklearn.pipeline.Pipeline` in front of any scikit-learn model.
+    Text backbones (``"all-minilm-l6-v2"``, ``"hf:/path/to/folder"``) take a
+    list, tuple, 1-D array or pandas Series of ``str`` and return sentence
+    embeddings.
 
     Parameters
     ----------
@@ -72,8 +76,13 @@ class PretrainedFeatureExtractor(
     image_shape : tuple or None, default=None
         Shape of one image, e.g. ``(8, 8)`` or ``(3, 32, 32)``, to accept 2-D
         arrays ``(n_samples, n_pixels)`` of flattened images.
+    max_length : int or None, default=None
+        Text backbones: truncate texts to this many tokens; None uses the
+        model's own limit (256 for ``"all-minilm-l6-v2"``). Each batch is padded
+        to its longest text only, and texts are embedded longest first (outputs
+        keep the input order).
     batch_size : int, default=64
-        Images per forward pass; memory use grows with it, not with the dataset.
+        Samples per forward pass; memory use grows with it, not with the dataset.
     device : str, default="auto"
         ``"auto"`` (CUDA, then MPS, then CPU, resolved in ``fit``), ``"cpu"``,
         ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
@@ -145,6 +154,7 @@ class PretrainedFeatureExtractor(
         "pooling": [StrOptions({"avg", "max", "avgmax"}), None],
         "image_size": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
         "image_shape": [tuple, list, None],
+        "max_length": [Interval(Integral, 1, None, closed="left"), None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device],
         "autocast": ["boolean"],
@@ -164,6 +174,7 @@ class PretrainedFeatureExtractor(
         pooling="avg",
         image_size=None,
         image_shape=None,
+        max_length=None,
         batch_size=64,
         device="auto",
         autocast=False,
@@ -179,6 +190,7 @@ class PretrainedFeatureExtractor(
         self.pooling = pooling
         self.image_size = image_size
         self.image_shape = image_shape
+        self.max_length = max_length
         self.batch_size = batch_size
         self.device = device
         self.autocast = autocast
@@ -194,8 +206,9 @@ class PretrainedFeatureExtractor(
 
         Parameters
         ----------
-        X : array-like of images, list of paths or list of PIL images
-            See :func:`sktransfer.as_image_source` for the accepted forms.
+        X : array-like of images, list of paths or PIL images, or list of str
+            See :func:`sktransfer.as_image_source` for the accepted image forms;
+            text backbones take a list, tuple, 1-D array or Series of ``str``.
         y : None
             Ignored.
 
@@ -207,7 +220,12 @@ class PretrainedFeatureExtractor(
         self._as_source(X)
         check_backbone_argument(self.backbone, self.weights)
         device = resolve_device(self.device)
-        net = resolve_backbone(self.backbone, self.weights, image_size=self.image_size)
+        net = resolve_backbone(
+            self.backbone,
+            self.weights,
+            image_size=self.image_size,
+            max_length=self.max_length,
+        )
         # Later stages are never computed, so drop them.
         net.truncate(net.stop_after(self.layer))
         self._set_fitted_backbone(net, device)
@@ -256,17 +274,19 @@ class PretrainedFeatureExtractor(
     def _restore_persistent_state(self, config: dict, tensors: dict) -> None:
         """Become fitted from what :meth:`_persistent_state` returned."""
         # The saved tensors replace the pretrained weights: no download.
-        net = resolve_backbone(self.backbone, None, image_size=self.image_size)
+        net = resolve_backbone(
+            self.backbone, None, image_size=self.image_size, max_length=self.max_length
+        )
         net.truncate(net.stop_after(config["layer"]))
         load_weights_into(net, tensors, "the saved model")
         self._set_fitted_backbone(net, resolve_device(self.device))
 
     def transform(self, X) -> np.ndarray:
-        """Embed images.
+        """Embed images or texts.
 
         Parameters
         ----------
-        X : array-like of images, list of paths or list of PIL images
+        X : array-like of images, list of paths or PIL images, or list of str
             Same forms as in ``fit``.
 
         Returns
@@ -288,18 +308,23 @@ class PretrainedFeatureExtractor(
             pooled = pool_features(outputs.values, self.pooling)
             return pooled.float().numpy()
         out = np.empty((len(source), self.n_features_out_), dtype=np.float32)
+        # Texts run longest first (little padding per batch); rows go back to
+        # their own positions.
+        order = source.inference_order()
         batches = iter_batches(
             source,
             self.batch_size,
             size=self.preprocessing_.loading_size,
             num_workers=self.num_workers,
+            order=order,
         )
         bar = self._progress_bar(len(source))
         start = 0
         with limit_threads(self.n_threads), torch.inference_mode():
             for batch in batches:
                 embedded = runtime.embed(batch, pooling=self.pooling)
-                out[start : start + len(batch)] = embedded.cpu().numpy()
+                rows = slice(start, start + len(batch))
+                out[rows if order is None else order[rows]] = embedded.cpu().numpy()
                 start += len(batch)
                 if bar is not None:
                     bar.update(len(batch))
@@ -323,8 +348,9 @@ class PretrainedFeatureExtractor(
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = self.image_shape is not None
-        tags.input_tags.three_d_array = True
+        input_modality(self.backbone).declare_input(
+            tags.input_tags, image_shape=self.image_shape
+        )
         tags.input_tags.allow_nan = False
         tags.transformer_tags.preserves_dtype = ["float32"]
         tags.requires_fit = True

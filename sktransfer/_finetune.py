@@ -55,6 +55,9 @@ class FineTuneClassifier(SkorchGlue):
         Resize images straight to this size instead of the weights' recipe.
     image_shape : tuple or None, default=None
         Shape of one image, to accept 2-D arrays of flattened images.
+    max_length : int or None, default=None
+        Text backbones: truncate texts to this many tokens; None uses the
+        model's own limit. Batches are padded to their longest text only.
     lr : float, default=3e-3
         Learning rate of the head (AdamW by default).
     backbone_lr : float or None, default=None
@@ -166,6 +169,7 @@ class FineTuneClassifier(SkorchGlue):
         "probe_C": [Interval(Real, 0, None, closed="neither")],
         "image_size": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
         "image_shape": [tuple, list, None],
+        "max_length": [Interval(Integral, 1, None, closed="left"), None],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "backbone_lr": [Interval(Real, 0, None, closed="left"), None],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -198,6 +202,7 @@ class FineTuneClassifier(SkorchGlue):
         probe_C=1.0,
         image_size=None,
         image_shape=None,
+        max_length=None,
         lr=3e-3,
         backbone_lr=None,
         weight_decay=1e-2,
@@ -245,6 +250,7 @@ class FineTuneClassifier(SkorchGlue):
         self.probe_C = probe_C
         self.image_size = image_size
         self.image_shape = image_shape
+        self.max_length = max_length
         self.backbone_lr = backbone_lr
         self.weight_decay = weight_decay
         self.schedule = schedule
@@ -265,7 +271,12 @@ class FineTuneClassifier(SkorchGlue):
         # Built from the parameters alone; skorch calls this again when
         # set_params changes a module parameter of a fitted net.
         weights = None if getattr(self, "_restoring", False) else self.weights
-        backbone = resolve_backbone(self.backbone, weights, image_size=self.image_size)
+        backbone = resolve_backbone(
+            self.backbone,
+            weights,
+            image_size=self.image_size,
+            max_length=self.max_length,
+        )
         n_frozen = backbone.frozen_depth(self.freeze)
         head = build_head(
             backbone.embedding_dim,
@@ -290,8 +301,9 @@ class FineTuneClassifier(SkorchGlue):
 
         Parameters
         ----------
-        X : array-like of images, list of paths or list of PIL images
+        X : array-like of images, list of paths or PIL images, or list of str
             See :func:`sktransfer.as_image_source`; file paths are streamed.
+            Text backbones take a list, tuple, 1-D array or Series of ``str``.
         y : array-like of shape (n_samples,)
             Labels of any hashable type (strings too).
 

@@ -23,11 +23,11 @@ from skorch.callbacks import EarlyStopping, EpochScoring, LRScheduler
 from torch import nn
 from torch.utils.data import Dataset
 
-from ._inputs import SourceDataset
+from ._inputs import SourceDataset, collate_samples
 from ._labels import check_labels, encode_labels, fit_classes
 from ._runtime import to_device
 from ._training import criterion_weight, seed_of
-from ._validation import check_width, resolve_device
+from ._validation import check_width, input_modality, resolve_device
 from .backbones import check_backbone_argument
 from .backbones._weights import load_weights_into
 
@@ -138,6 +138,18 @@ class SkorchGlue(NeuralNetClassifier):
             kwargs.setdefault("weight_decay", self.weight_decay)
         self.optimizer_ = self.optimizer(groups, **kwargs)
         return self
+
+    def get_iterator(self, dataset, training=False):
+        # skorch's, with batches of texts collated into object arrays (which
+        # skorch can count) unless the user chose a collate_fn.
+        prefix = "iterator_train" if training else "iterator_valid"
+        kwargs = self.get_params_for(prefix)
+        kwargs.setdefault("collate_fn", collate_samples)
+        if kwargs.get("batch_size", self.batch_size) == -1:
+            kwargs["batch_size"] = len(dataset)
+        kwargs.setdefault("batch_size", self.batch_size)
+        iterator = self.iterator_train if training else self.iterator_valid
+        return iterator(dataset, **kwargs)
 
     def infer(self, x, **fit_params):
         # The module (a BackboneRuntime) moves batches to its own device.
@@ -254,8 +266,9 @@ class SkorchGlue(NeuralNetClassifier):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = self.image_shape is not None
-        tags.input_tags.three_d_array = True
+        input_modality(self.backbone).declare_input(
+            tags.input_tags, image_shape=self.image_shape
+        )
         tags.non_deterministic = self.random_state is None
         return tags
 

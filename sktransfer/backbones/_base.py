@@ -11,7 +11,7 @@ so ``freeze=k`` means the same thing for every source.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -19,7 +19,38 @@ from torch import nn
 
 from ._preprocessing import Preprocessing
 
-__all__ = ["Backbone", "BackboneSpec", "WeightsEntry", "pool_features"]
+__all__ = [
+    "Backbone",
+    "BackboneSpec",
+    "WeightsEntry",
+    "pool_features",
+    "to_device",
+    "HIDDEN_STATES",
+    "ATTENTION_MASK",
+]
+
+# Stages of sequence models (text) pass a mapping between them: the token states
+# ``(B, L, D)`` under HIDDEN_STATES and the ``(B, L)`` padding mask under
+# ATTENTION_MASK, so that later stages and pooling ignore padded positions.
+HIDDEN_STATES = "hidden_states"
+ATTENTION_MASK = "attention_mask"
+
+
+def to_device(batch, device: torch.device):
+    """Move a raw or preprocessed batch (tensor, mapping of tensors) to ``device``.
+
+    Anything else (a list of strings before tokenisation) is returned as is.
+    """
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return type(batch)({key: to_device(v, device) for key, v in batch.items()})
+    return batch
+
+
+def _main_tensor(output) -> torch.Tensor:
+    """The tensor whose shape describes a stage output (token states for text)."""
+    return output[HIDDEN_STATES] if isinstance(output, Mapping) else output
 
 
 @dataclass(frozen=True)
@@ -207,28 +238,38 @@ class Backbone(nn.Module):
         """Shape of one sample's output of the first ``stop`` stages.
 
         Found once by a dry run on the preprocessing's example input and
-        remembered for this preprocessing.
+        remembered for this preprocessing. For token sequences it is the shape
+        of the token states at the example's length (for text backbones the
+        longest input, ``max_length`` tokens: an upper bound).
         """
+        return self._dry_run(
+            stop, "shape", lambda out: tuple(_main_tensor(out).shape[1:])
+        )
+
+    def pooled_width(self, stop: int | None = None, pooling: str | None = "avg") -> int:
+        """Width of the vector ``pool_features`` makes of stage ``stop``'s output."""
+        return self._dry_run(
+            stop,
+            ("pooled", pooling),
+            lambda out: int(pool_features(out, pooling).shape[1]),
+        )
+
+    def _dry_run(self, stop: int | None, what, summarize: Callable):
+        """``summarize(output of the first stop stages on the example input)``."""
         stop = self.n_stages if stop is None else stop
-        key = (stop, self.preprocessing.describe())
+        key = (stop, self.preprocessing.describe(), what)
         if key not in self._shapes:
             was_training = self.training
             self.eval()
             try:
                 device = next(self.parameters(), torch.empty(0)).device
                 with torch.inference_mode():
-                    example = self.preprocessing(
-                        self.preprocessing.example_input().to(device)
-                    )
-                    self._shapes[key] = tuple(self(example, stop=stop).shape[1:])
+                    raw = to_device(self.preprocessing.example_input(), device)
+                    example = to_device(self.preprocessing(raw), device)
+                    self._shapes[key] = summarize(self(example, stop=stop))
             finally:
                 self.train(was_training)
         return self._shapes[key]
-
-    def pooled_width(self, stop: int | None = None, pooling: str | None = "avg") -> int:
-        """Width of the vector ``pool_features`` makes of stage ``stop``'s output."""
-        shape = self.output_shape(stop)
-        return int(pool_features(torch.zeros(1, *shape), pooling).shape[1])
 
     def forward(self, x: torch.Tensor, start: int = 0, stop: int | None = None):
         """Run stages ``start`` to ``stop`` (exclusive) on ``x``."""
@@ -240,13 +281,17 @@ class Backbone(nn.Module):
         return f"name={self.name!r}, weights={self.weights!r}"
 
 
-def pool_features(x: torch.Tensor, pooling: str | None) -> torch.Tensor:
+def pool_features(x, pooling: str | None) -> torch.Tensor:
     """Reduce a stage output to one vector per sample.
 
     Feature maps ``(B, C, H, W)`` are pooled over space and token sequences
     ``(B, L, D)`` over tokens; ``pooling=None`` flattens instead. 2-D outputs are
-    returned unchanged.
+    returned unchanged. Masked token states (a mapping of ``HIDDEN_STATES`` and
+    ``ATTENTION_MASK``, from text backbones) are pooled over their real tokens
+    only; they have no fixed length, so they cannot be flattened.
     """
+    if isinstance(x, Mapping):
+        return _pool_masked(x[HIDDEN_STATES], x[ATTENTION_MASK], pooling)
     if x.ndim == 2:
         return x
     if pooling is None:
@@ -261,3 +306,22 @@ def pool_features(x: torch.Tensor, pooling: str | None) -> torch.Tensor:
     raise ValueError(
         f"Unknown pooling {pooling!r}; use 'avg', 'max', 'avgmax' or None."
     )
+
+
+def _pool_masked(
+    hidden: torch.Tensor, mask: torch.Tensor, pooling: str | None
+) -> torch.Tensor:
+    """Mean/max over the tokens where ``mask`` is 1 (sentence-transformers' mean)."""
+    if pooling not in ("avg", "max", "avgmax"):
+        raise ValueError(
+            f"pooling={pooling!r} cannot be used on token sequences, which have no "
+            "fixed length to flatten; use 'avg', 'max' or 'avgmax'."
+        )
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    parts = []
+    if pooling in ("avg", "avgmax"):
+        count = weights.sum(dim=1).clamp(min=1e-9)
+        parts.append((hidden * weights).sum(dim=1) / count)
+    if pooling in ("max", "avgmax"):
+        parts.append(hidden.masked_fill(weights == 0, float("-inf")).amax(dim=1))
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)

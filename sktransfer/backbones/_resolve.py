@@ -52,6 +52,8 @@ def backbone_modality(backbone: object) -> str:
     """Kind of input ``backbone`` takes, known without building it."""
     if isinstance(backbone, str):
         return get_backbone_spec(backbone).modality
+    if isinstance(backbone, Backbone):
+        return backbone.modality
     return "image"  # user modules: images, the only kind they can declare today
 
 
@@ -76,6 +78,7 @@ def resolve_backbone(
     weights: str | os.PathLike | None = None,
     *,
     image_size: int | tuple[int, int] | None = None,
+    max_length: int | None = None,
     progress: bool = False,
 ) -> Backbone:
     """Build the backbone named or given by ``backbone`` with ``weights`` loaded.
@@ -91,7 +94,10 @@ def resolve_backbone(
         weights name of the registered backbone, or a local state dict file.
     image_size : int or (int, int), default=None
         Resize inputs straight to this size instead of the weights' own
-        resize/crop recipe (e.g. 64 for small images).
+        resize/crop recipe (e.g. 64 for small images). Image backbones only.
+    max_length : int or None, default=None
+        Truncate texts to this many tokens instead of the model's default.
+        Text backbones only.
     progress : bool, default=False
         Show a download progress bar.
 
@@ -113,8 +119,21 @@ def resolve_backbone(
         net = _resolve_registered(get_backbone_spec(backbone), weights, progress)
     else:
         net = _resolve_module(backbone, weights)
-    if image_size is not None:
-        net.preprocessing = net.preprocessing.with_image_size(image_size)
+    # Options of one kind of preprocessing: a backbone whose preprocessing has
+    # no such knob (text has no image size) says so.
+    for option, value, method in [
+        ("image_size", image_size, "with_image_size"),
+        ("max_length", max_length, "with_max_length"),
+    ]:
+        if value is not None:
+            configure = getattr(net.preprocessing, method, None)
+            if configure is None:
+                raise ValueError(
+                    f"{option}={value!r} does not apply to the backbone "
+                    f"{net.name!r}, which takes {net.modality} input; leave "
+                    f"{option}=None."
+                )
+            net.preprocessing = configure(value)
     if not isinstance(backbone, str):
         net.embedding_dim = net.pooled_width()
     return net
