@@ -120,7 +120,11 @@ class SkorchGlue(NeuralNetClassifier):
     def _backbone_lr(self) -> float:
         if self.backbone_lr is not None:
             return float(self.backbone_lr)
-        return self.lr / 3 if self._pretrained() else self.lr
+        if not self._pretrained():
+            return self.lr
+        backbone = getattr(self.module_, "backbone", None)
+        recommended = getattr(backbone, "finetune_lr", None)
+        return self.lr / 3 if recommended is None else float(recommended)
 
     def initialize_optimizer(self, triggered_directly=None):
         head_params, backbone_params = [], []

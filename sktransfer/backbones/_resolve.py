@@ -167,6 +167,7 @@ def _resolve_registered(
         name=spec.name,
         weights=identity,
         modality=spec.modality,
+        finetune_lr=spec.finetune_lr,
     )
 
 
