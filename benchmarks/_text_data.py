@@ -47,20 +47,44 @@ def _sdist() -> Path:
     return path
 
 
-def load_movie_snippets() -> tuple[list[str], np.ndarray]:
-    """(texts, labels "pos"/"neg") of the 10,6xx rated movie-review sentences."""
+# File of each genre in the archive.
+GENRES = {
+    "movie review": "movieReviewSnippets",
+    "product review": "amazonReviewSnippets",
+    "news editorial": "nytEditorialSnippets",
+    "tweet": "tweets",
+}
+
+
+def _rated(stem: str) -> list[tuple[str, float]]:
+    """(text, mean human valence) of one ground-truth file."""
     with tarfile.open(_sdist()) as outer:
         inner = io.BytesIO(outer.extractfile(INNER).read())
     with tarfile.open(fileobj=inner) as data:
-        member = "hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt"
-        raw = data.extractfile(member).read().decode("utf-8")
-    texts, labels = [], []
+        member = f"hutto_ICWSM_2014/{stem}_GroundTruth.txt"
+        raw = data.extractfile(member).read().decode("utf-8", "replace")
+    rows = []
     for line in raw.splitlines():
         parts = line.strip().split("\t")
-        if len(parts) != 3 or float(parts[1]) == 0:
-            continue
-        texts.append(parts[2])
-        labels.append("pos" if float(parts[1]) > 0 else "neg")
+        if len(parts) == 3 and parts[2].strip():
+            rows.append((parts[2].strip(), float(parts[1])))
+    return rows
+
+
+def load_movie_snippets() -> tuple[list[str], np.ndarray]:
+    """Sentiment: (texts, "pos"/"neg") of the ~10.6k rated movie-review sentences."""
+    rows = [(text, score) for text, score in _rated(GENRES["movie review"]) if score]
+    texts = [text for text, _ in rows]
+    return texts, np.array(["pos" if score > 0 else "neg" for _, score in rows])
+
+
+def load_genres() -> tuple[list[str], np.ndarray]:
+    """Genre: (texts, one of GENRES) of all ~23.7k rated snippets of the 4 files."""
+    texts, labels = [], []
+    for genre, stem in GENRES.items():
+        rows = _rated(stem)
+        texts += [text for text, _ in rows]
+        labels += [genre] * len(rows)
     return texts, np.array(labels)
 
 

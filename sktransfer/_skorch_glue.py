@@ -21,7 +21,7 @@ from sklearn.utils._param_validation import validate_parameter_constraints
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EarlyStopping, EpochScoring, LRScheduler
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from ._inputs import SourceDataset, collate_samples
 from ._labels import check_labels, encode_labels, fit_classes
@@ -226,7 +226,16 @@ class SkorchGlue(NeuralNetClassifier):
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes), rows sum to 1."""
-        return super().predict_proba(self._inference_dataset(X))
+        dataset = self._inference_dataset(X)
+        source = getattr(dataset, "source", None)
+        order = source.inference_order() if source is not None else None
+        if order is None:
+            return super().predict_proba(dataset)
+        # Texts run longest first (little padding per batch), rows go back.
+        proba = super().predict_proba(Subset(dataset, order))
+        out = np.empty_like(proba)
+        out[order] = proba
+        return out
 
     def predict(self, X) -> np.ndarray:
         """Predicted labels, of the same type as the labels given to ``fit``."""
