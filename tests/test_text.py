@@ -245,6 +245,7 @@ _DATA_FREE_CHECKS = [
 ]
 
 
+@pytest.mark.filterwarnings("ignore:TypeError occurred during set_params")
 @pytest.mark.parametrize("check", _DATA_FREE_CHECKS)
 @pytest.mark.parametrize("make", [PretrainedFeatureExtractor, FineTuneClassifier])
 def test_sklearn_checks_that_need_no_numeric_data(make, check):
