@@ -70,6 +70,8 @@ class PretrainedFeatureExtractor(
         or a stage index (negative counts from the end).
     pooling : {"avg", "max", "avgmax"} or None, default="avg"
         How feature maps of intermediate stages become vectors; None flattens.
+        Token states of text backbones are pooled over their real (unpadded)
+        tokens; they cannot be flattened.
     image_size : int, (int, int) or None, default=None
         Resize images straight to this size instead of the weights' own
         resize/crop recipe; useful for small images such as 28x28 or 64x64.

@@ -25,6 +25,9 @@ class FineTuneClassifier(SkorchGlue):
 
     Built on skorch's ``NeuralNetClassifier``, so skorch's callbacks, history and
     parameter routing (``optimizer__weight_decay``, ``callbacks__...``) work.
+    Text backbones (``"all-minilm-l6-v2"``, ``"hf:/path/to/folder"``) take
+    lists of strings; their stages (embeddings, layer1 ... layerN, pool) are
+    frozen and cached the same way.
 
     Parameters
     ----------

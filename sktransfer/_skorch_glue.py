@@ -149,9 +149,9 @@ class SkorchGlue(NeuralNetClassifier):
         prefix = "iterator_train" if training else "iterator_valid"
         kwargs = self.get_params_for(prefix)
         kwargs.setdefault("collate_fn", collate_samples)
-        if kwargs.get("batch_size", self.batch_size) == -1:
-            kwargs["batch_size"] = len(dataset)
         kwargs.setdefault("batch_size", self.batch_size)
+        if kwargs["batch_size"] == -1:
+            kwargs["batch_size"] = len(dataset)
         iterator = self.iterator_train if training else self.iterator_valid
         return iterator(dataset, **kwargs)
 
