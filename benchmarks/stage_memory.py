@@ -19,7 +19,7 @@ from sktransfer._cache import bytes_per_image, format_bytes
 def main() -> None:
     torch.set_grad_enabled(False)
     rows = []
-    for name in list_backbones():
+    for name in list_backbones(modality="image"):
         try:
             net = resolve_backbone(name)
         except ImportError as exc:  # optional backends such as timm

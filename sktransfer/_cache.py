@@ -14,11 +14,13 @@ to one host unless it lives on a shared filesystem.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import joblib
 import numpy as np
 import torch
+from torch.utils.data import Dataset, TensorDataset
 
 from ._inputs import InputSource, iter_batches
 from ._runtime import BackboneRuntime
@@ -31,6 +33,7 @@ __all__ = [
     "bytes_per_image",
     "frozen_outputs",
     "format_bytes",
+    "outputs_dataset",
 ]
 
 _DTYPES = {"float32": np.float32, "float16": np.float16}
@@ -38,11 +41,37 @@ _DTYPES = {"float32": np.float32, "float16": np.float16}
 
 @dataclass
 class FrozenOutputs:
-    """Outputs of the first ``stop`` stages for every image of a source."""
+    """Outputs of the first ``stop`` stages for every sample of a source.
 
-    values: torch.Tensor
+    ``values`` is one tensor ``(n, ...)``, or for text backbones a mapping of
+    token states ``(n, L, D)`` and their padding mask ``(n, L)``, where ``L`` is
+    the longest text of the source (shorter ones are padded and masked).
+    """
+
+    values: torch.Tensor | dict[str, torch.Tensor]
     nbytes: int
     from_disk: bool
+
+
+class _MappingDataset(Dataset):
+    """``(values[i] for every key, y[i])``: collates into batches of mappings."""
+
+    def __init__(self, values: Mapping[str, torch.Tensor], y: torch.Tensor):
+        self.values, self.y = values, y
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int):
+        return {key: value[i] for key, value in self.values.items()}, self.y[i]
+
+
+def outputs_dataset(values, y) -> Dataset:
+    """Dataset of ``(cached output, target)`` rows for training on them."""
+    y = torch.as_tensor(y)
+    if isinstance(values, Mapping):
+        return _MappingDataset(values, y)
+    return TensorDataset(values, y)
 
 
 def as_memory(cache) -> joblib.Memory | None:
@@ -80,14 +109,49 @@ def _state_fingerprint(net: Backbone, stop: int) -> str:
     return joblib.hash(state)
 
 
-def _compute(key, runtime, source, stop, dtype, batch_size) -> np.ndarray:
-    """Run the first ``stop`` stages over ``source``; ``key`` only names the result."""
+def _as_numpy(value: torch.Tensor, dtype: str) -> np.ndarray:
+    array = value.numpy()
+    return array.astype(_DTYPES[dtype]) if array.dtype.kind == "f" else array
+
+
+def _concatenate(chunks: list, dtype: str):
+    """One array (or mapping of arrays) from per-batch outputs.
+
+    Token states of different batches have different lengths: they are padded
+    with zeros (and a zero mask) to the longest.
+    """
+    if not isinstance(chunks[0], Mapping):
+        return np.concatenate([_as_numpy(chunk, dtype) for chunk in chunks])
+    length = max(v.shape[1] for chunk in chunks for v in chunk.values() if v.ndim > 1)
+    out = {}
+    for key in chunks[0]:
+        parts = []
+        for chunk in chunks:
+            part = _as_numpy(chunk[key], dtype)
+            if part.ndim > 1 and part.shape[1] < length:
+                pad = [(0, 0), (0, length - part.shape[1])] + [(0, 0)] * (part.ndim - 2)
+                part = np.pad(part, pad)
+            parts.append(part)
+        out[key] = np.concatenate(parts)
+    return out
+
+
+def _compute(key, runtime, source, stop, dtype, batch_size):
+    """Run the first ``stop`` stages over ``source``; ``key`` only names the result.
+
+    Batches follow the source's inference order (texts sorted by length); the
+    rows are put back in the source's order.
+    """
     size = runtime.preprocessing.loading_size
-    batches = iter_batches(source, batch_size, size=size)
-    chunks = [
-        out.numpy().astype(_DTYPES[dtype]) for out in runtime.outputs(batches, stop)
-    ]
-    return np.concatenate(chunks)
+    order = source.inference_order()
+    batches = iter_batches(source, batch_size, size=size, order=order)
+    values = _concatenate(list(runtime.outputs(batches, stop)), dtype)
+    if order is None:
+        return values
+    inverse = np.argsort(order)
+    if isinstance(values, Mapping):
+        return {key: value[inverse] for key, value in values.items()}
+    return values[inverse]
 
 
 def frozen_outputs(
@@ -133,8 +197,11 @@ def frozen_outputs(
         )
         from_disk = cached.check_call_in_cache(*args)
         values = cached(*args)
-    return FrozenOutputs(
-        values=torch.from_numpy(np.ascontiguousarray(values)),
-        nbytes=int(values.nbytes),
-        from_disk=bool(from_disk),
-    )
+    if isinstance(values, Mapping):
+        tensors = {
+            k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in values.items()
+        }
+        nbytes = sum(int(v.nbytes) for v in values.values())
+    else:
+        tensors, nbytes = torch.from_numpy(np.ascontiguousarray(values)), values.nbytes
+    return FrozenOutputs(values=tensors, nbytes=int(nbytes), from_disk=bool(from_disk))

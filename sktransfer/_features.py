@@ -1,4 +1,4 @@
-"""PretrainedFeatureExtractor: images in, pretrained embedding vectors out."""
+"""PretrainedFeatureExtractor: images or texts in, pretrained embedding vectors out."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from ._validation import (
     StrOptions,
     check_width,
     in_worker_process,
+    input_modality,
     limit_threads,
     resolve_device,
 )
@@ -46,11 +47,14 @@ _PROGRESS_MIN_IMAGES = 2000
 class PretrainedFeatureExtractor(
     ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 ):
-    """Embed images with a frozen pretrained backbone, as a scikit-learn transformer.
+    """Embed images or texts with a frozen pretrained backbone, as a transformer.
 
     ``fit`` loads the backbone once; ``transform`` returns a float32 array
     ``(n_samples, n_features_out_)``. Use it as the first step of a
     :class:`~sklearn.pipeline.Pipeline` in front of any scikit-learn model.
+    Text backbones (``"all-minilm-l6-v2"``, ``"hf:/path/to/folder"``) take a
+    list, tuple, 1-D array or pandas Series of ``str`` and return sentence
+    embeddings.
 
     Parameters
     ----------
@@ -77,7 +81,8 @@ class PretrainedFeatureExtractor(
         How feature maps become vectors: "grid" averages each map over a
         coarse 4 x 4 grid, keeping where things are; "avg", "max", "avgmax" and
         "gem" (generalised mean) pool over all positions; None flattens. Token
-        sequences are averaged; final embeddings are used as they are.
+        sequences are averaged (text: over the real, unpadded tokens); final
+        embeddings are used as they are.
     image_size : int, (int, int) or None, default=None
         Resize images straight to this size instead of the weights' own
         resize/crop recipe. None keeps the recipe for images at least as large
@@ -89,8 +94,13 @@ class PretrainedFeatureExtractor(
     image_shape : tuple or None, default=None
         Shape of one image, e.g. ``(8, 8)`` or ``(3, 32, 32)``, to accept 2-D
         arrays ``(n_samples, n_pixels)`` of flattened images.
+    max_length : int or None, default=None
+        Text backbones: truncate texts to this many tokens; None uses the
+        model's own limit (256 for ``"all-minilm-l6-v2"``). Each batch is padded
+        to its longest text only, and texts are embedded longest first (outputs
+        keep the input order).
     batch_size : int, default=64
-        Images per forward pass; memory use grows with it, not with the dataset.
+        Samples per forward pass; memory use grows with it, not with the dataset.
     device : str, default="auto"
         ``"auto"`` (CUDA, then MPS, then CPU, resolved in ``fit``), ``"cpu"``,
         ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
@@ -167,6 +177,7 @@ class PretrainedFeatureExtractor(
         "pooling": [StrOptions({"grid", "avg", "max", "avgmax", "gem"}), None],
         "image_size": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
         "image_shape": [tuple, list, None],
+        "max_length": [Interval(Integral, 1, None, closed="left"), None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device],
         "autocast": ["boolean"],
@@ -186,6 +197,7 @@ class PretrainedFeatureExtractor(
         pooling="grid",
         image_size=None,
         image_shape=None,
+        max_length=None,
         batch_size=64,
         device="auto",
         autocast=False,
@@ -201,6 +213,7 @@ class PretrainedFeatureExtractor(
         self.pooling = pooling
         self.image_size = image_size
         self.image_shape = image_shape
+        self.max_length = max_length
         self.batch_size = batch_size
         self.device = device
         self.autocast = autocast
@@ -216,8 +229,9 @@ class PretrainedFeatureExtractor(
 
         Parameters
         ----------
-        X : array-like of images, list of paths or list of PIL images
-            See :func:`sktransfer.as_image_source` for the accepted forms.
+        X : array-like of images, list of paths or PIL images, or list of str
+            See :func:`sktransfer.as_image_source` for the accepted image forms;
+            text backbones take a list, tuple, 1-D array or Series of ``str``.
         y : None
             Ignored.
 
@@ -234,6 +248,7 @@ class PretrainedFeatureExtractor(
             self.weights,
             image_size=self.image_size,
             input_size=source_image_size(source),
+            max_length=self.max_length,
         )
         # Later stages are never computed, so drop them.
         taps = net.taps(self.layer)
@@ -296,18 +311,20 @@ class PretrainedFeatureExtractor(
         # The saved tensors replace the pretrained weights: no download.
         size = config.get("image_size_", self.image_size)  # absent before 0.2
         size = tuple(size) if isinstance(size, list) else size
-        net = resolve_backbone(self.backbone, None, image_size=size)
+        net = resolve_backbone(
+            self.backbone, None, image_size=size, max_length=self.max_length
+        )
         taps = net.taps(config["layer"])
         net.truncate(taps[-1])
         load_weights_into(net, tensors, "the saved model")
         self._set_fitted_backbone(net, resolve_device(self.device), taps)
 
     def transform(self, X) -> np.ndarray:
-        """Embed images.
+        """Embed images or texts.
 
         Parameters
         ----------
-        X : array-like of images, list of paths or list of PIL images
+        X : array-like of images, list of paths or PIL images, or list of str
             Same forms as in ``fit``.
 
         Returns
@@ -327,21 +344,26 @@ class PretrainedFeatureExtractor(
                 ).values
                 for stop in self.taps_
             ]
-            pooled = [pool_features(part.float(), self.pooling) for part in parts]
+            pooled = [pool_features(part, self.pooling).float() for part in parts]
             return torch.cat(pooled, dim=1).numpy()
         out = np.empty((len(source), self.n_features_out_), dtype=np.float32)
+        # Texts run longest first (little padding per batch); rows go back to
+        # their own positions.
+        order = source.inference_order()
         batches = iter_batches(
             source,
             self.batch_size,
             size=self.preprocessing_.loading_size,
             num_workers=self.num_workers,
+            order=order,
         )
         bar = self._progress_bar(len(source))
         start = 0
         with limit_threads(self.n_threads), torch.inference_mode():
             for batch in batches:
                 embedded = runtime.embed(batch, pooling=self.pooling, taps=self.taps_)
-                out[start : start + len(batch)] = embedded.cpu().numpy()
+                rows = slice(start, start + len(batch))
+                out[rows if order is None else order[rows]] = embedded.cpu().numpy()
                 start += len(batch)
                 if bar is not None:
                     bar.update(len(batch))
@@ -365,8 +387,9 @@ class PretrainedFeatureExtractor(
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = self.image_shape is not None
-        tags.input_tags.three_d_array = True
+        input_modality(self.backbone).declare_input(
+            tags.input_tags, image_shape=self.image_shape
+        )
         tags.input_tags.allow_nan = False
         tags.transformer_tags.preserves_dtype = ["float32"]
         tags.requires_fit = True

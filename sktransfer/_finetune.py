@@ -34,6 +34,9 @@ class FineTuneClassifier(SkorchGlue):
 
     Built on skorch's ``NeuralNetClassifier``, so skorch's callbacks, history and
     parameter routing (``optimizer__weight_decay``, ``callbacks__...``) work.
+    Text backbones (``"all-minilm-l6-v2"``, ``"hf:/path/to/folder"``) take
+    lists of strings; their stages (embeddings, layer1 ... layerN, pool) are
+    frozen and cached the same way.
 
     Parameters
     ----------
@@ -73,12 +76,17 @@ class FineTuneClassifier(SkorchGlue):
         arrays given to a custom module keep their own size.
     image_shape : tuple or None, default=None
         Shape of one image, to accept 2-D arrays of flattened images.
+    max_length : int or None, default=None
+        Text backbones: truncate texts to this many tokens; None uses the
+        model's own limit. Batches are padded to their longest text only.
     lr : float, default=3e-3
         Learning rate of the head (AdamW by default).
     backbone_lr : float or None, default=None
         Learning rate of the unfrozen backbone stages. None uses ``lr / 3`` for
-        pretrained weights (and custom modules) and ``lr`` when training from
-        scratch (``weights=None`` with a registered name).
+        pretrained weights (and custom modules), the backbone's own
+        recommendation where it has one (``5e-5`` for text transformers), and
+        ``lr`` when training from scratch (``weights=None`` with a registered
+        name).
     weight_decay : float, default=1e-2
         Decoupled weight decay of AdamW.
     max_epochs : int or "auto", default="auto"
@@ -217,6 +225,7 @@ class FineTuneClassifier(SkorchGlue):
         "probe_C": [Interval(Real, 0, None, closed="neither")],
         "image_size": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
         "image_shape": [tuple, list, None],
+        "max_length": [Interval(Integral, 1, None, closed="left"), None],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "backbone_lr": [Interval(Real, 0, None, closed="left"), None],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -258,6 +267,7 @@ class FineTuneClassifier(SkorchGlue):
         probe_C=1.0,
         image_size=None,
         image_shape=None,
+        max_length=None,
         lr=3e-3,
         backbone_lr=None,
         weight_decay=1e-2,
@@ -311,6 +321,7 @@ class FineTuneClassifier(SkorchGlue):
         self.probe_C = probe_C
         self.image_size = image_size
         self.image_shape = image_shape
+        self.max_length = max_length
         self.backbone_lr = backbone_lr
         self.weight_decay = weight_decay
         self.schedule = schedule
@@ -343,6 +354,7 @@ class FineTuneClassifier(SkorchGlue):
             weights,
             image_size=self._restored_size if restoring else self.image_size,
             input_size=None if restoring else getattr(self, "_input_size", None),
+            max_length=self.max_length,
         )
         self.image_size_ = straight_size(backbone.preprocessing)
         n_frozen = backbone.frozen_depth(self.freeze)
@@ -369,8 +381,9 @@ class FineTuneClassifier(SkorchGlue):
 
         Parameters
         ----------
-        X : array-like of images, list of paths or list of PIL images
+        X : array-like of images, list of paths or PIL images, or list of str
             See :func:`sktransfer.as_image_source`; file paths are streamed.
+            Text backbones take a list, tuple, 1-D array or Series of ``str``.
         y : array-like of shape (n_samples,)
             Labels of any hashable type (strings too).
 

@@ -26,24 +26,13 @@ from skorch.exceptions import DeviceWarning
 from torch import nn
 
 from .backbones import Backbone, pool_features
+from .backbones._base import to_device
 
 __all__ = ["BackboneRuntime", "loadable_device", "to_device"]
 
 # One mixed-precision policy for every estimator: bfloat16 needs no loss scaling
 # on CUDA; MPS kernels are float16.
 _AUTOCAST_DTYPES = {"cuda": torch.bfloat16, "mps": torch.float16}
-
-
-def to_device(batch, device: torch.device):
-    """Move a raw or preprocessed batch (tensor, mapping of tensors) to ``device``.
-
-    Anything else (a list of strings before tokenisation) is returned as is.
-    """
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, Mapping):
-        return type(batch)({key: to_device(v, device) for key, v in batch.items()})
-    return batch
 
 
 def loadable_device(device: torch.device) -> torch.device:
@@ -63,6 +52,19 @@ def loadable_device(device: torch.device) -> torch.device:
         stacklevel=4,
     )
     return torch.device("cpu")
+
+
+def _float32(x, cpu: bool = False):
+    """Floating tensors (also inside a mapping of token states) as float32.
+
+    With ``cpu=True`` every tensor is also copied to host memory (blocking).
+    """
+    if isinstance(x, torch.Tensor):
+        x = x.float() if x.is_floating_point() else x
+        return x.cpu() if cpu else x
+    if isinstance(x, Mapping):
+        return type(x)({key: _float32(value, cpu) for key, value in x.items()})
+    return x
 
 
 class BackboneRuntime(nn.Module):
@@ -139,8 +141,8 @@ class BackboneRuntime(nn.Module):
         ``x`` is the model input of stage ``start``: a prepared batch when
         ``start == 0``, else a (cached) output of stage ``start - 1``.
         """
-        if start > 0 and isinstance(x, torch.Tensor):
-            x = to_device(x, self.device).float()  # caches may store float16
+        if start > 0:
+            x = _float32(to_device(x, self.device))  # caches may store float16
         with self.precision():
             return self.backbone(x, start=start, stop=stop)
 
@@ -175,7 +177,7 @@ class BackboneRuntime(nn.Module):
         self.eval()
         try:
             for raw in batches:
-                yield self.run(self.prepare(raw), stop=stop).float().cpu()
+                yield _float32(self.run(self.prepare(raw), stop=stop), cpu=True)
         finally:
             self.train(was_training)
 

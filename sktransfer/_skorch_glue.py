@@ -21,14 +21,14 @@ from sklearn.utils._param_validation import validate_parameter_constraints
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EarlyStopping, EpochScoring
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
-from ._inputs import SourceDataset
+from ._inputs import SourceDataset, collate_samples
 from ._labels import check_labels, encode_labels, fit_classes
 from ._recipe import StepSchedule, WeightAveraging, stage_lr_scales
 from ._runtime import to_device
 from ._training import criterion_weight, seed_of
-from ._validation import check_width, resolve_device
+from ._validation import check_width, input_modality, resolve_device
 from .backbones import check_backbone_argument
 from .backbones._weights import load_weights_into
 
@@ -104,7 +104,11 @@ class SkorchGlue(NeuralNetClassifier):
     def _backbone_lr(self) -> float:
         if self.backbone_lr is not None:
             return float(self.backbone_lr)
-        return self.lr / 3 if self._pretrained() else self.lr
+        if not self._pretrained():
+            return self.lr
+        backbone = getattr(self.module_, "backbone", None)
+        recommended = getattr(backbone, "finetune_lr", None)
+        return self.lr / 3 if recommended is None else float(recommended)
 
     def initialize_optimizer(self, triggered_directly=None):
         # One group per trainable backbone stage (layer-wise rates), then the head.
@@ -128,6 +132,18 @@ class SkorchGlue(NeuralNetClassifier):
             kwargs.setdefault("weight_decay", self.weight_decay)
         self.optimizer_ = self.optimizer(groups, **kwargs)
         return self
+
+    def get_iterator(self, dataset, training=False):
+        # skorch's, with batches of texts collated into object arrays (which
+        # skorch can count) unless the user chose a collate_fn.
+        prefix = "iterator_train" if training else "iterator_valid"
+        kwargs = self.get_params_for(prefix)
+        kwargs.setdefault("collate_fn", collate_samples)
+        kwargs.setdefault("batch_size", self.batch_size)
+        if kwargs["batch_size"] == -1:
+            kwargs["batch_size"] = len(dataset)
+        iterator = self.iterator_train if training else self.iterator_valid
+        return iterator(dataset, **kwargs)
 
     def infer(self, x, **fit_params):
         # The module (a BackboneRuntime) moves batches to its own device.
@@ -201,11 +217,19 @@ class SkorchGlue(NeuralNetClassifier):
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes), rows sum to 1."""
         dataset = self._inference_dataset(X)
+        source = getattr(dataset, "source", None)
+        order = source.inference_order() if source is not None else None
         self.module_.tta = bool(getattr(self, "tta", False))
         try:
-            return super().predict_proba(dataset)
+            if order is None:
+                return super().predict_proba(dataset)
+            # Texts run longest first (little padding per batch), rows go back.
+            proba = super().predict_proba(Subset(dataset, order))
         finally:
             self.module_.tta = False
+        out = np.empty_like(proba)
+        out[order] = proba
+        return out
 
     def predict(self, X) -> np.ndarray:
         """Predicted labels, of the same type as the labels given to ``fit``."""
@@ -249,8 +273,9 @@ class SkorchGlue(NeuralNetClassifier):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = self.image_shape is not None
-        tags.input_tags.three_d_array = True
+        input_modality(self.backbone).declare_input(
+            tags.input_tags, image_shape=self.image_shape
+        )
         tags.non_deterministic = self.random_state is None
         return tags
 

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 from sklearn.utils import compute_class_weight
-from torch.utils.data import Dataset, Subset, TensorDataset
+from torch.utils.data import Dataset, Subset
 
-from ._cache import FrozenOutputs, as_memory, frozen_outputs
+from ._cache import FrozenOutputs, as_memory, frozen_outputs, outputs_dataset
 from ._inputs import SourceDataset
 from ._probe import fit_linear_probe
 from .exceptions import CacheTooLargeError
@@ -75,7 +75,7 @@ def plan_training(clf, source, y_encoded: np.ndarray, *, probe: bool) -> Trainin
     if clf.cache_frozen and clf.n_frozen_ > 0 and not clf.augment:
         outputs = _frozen_outputs(clf, source)
     if outputs is not None:
-        data = TensorDataset(outputs.values, torch.as_tensor(y_encoded))
+        data = outputs_dataset(outputs.values, y_encoded)
     else:
         size = module.preprocessing.loading_size
         data = SourceDataset(source, y_encoded, size=size)

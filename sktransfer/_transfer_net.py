@@ -52,6 +52,11 @@ class BatchAugment(nn.Module):
         self.crop, self.flip, self.scale = crop, flip, scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(
+                "augment crops and flips image batches; this backbone takes "
+                f"{type(x).__name__} batches. Set augment=False."
+            )
         n = x.shape[0]
         theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
         sx = torch.ones(n, device=x.device, dtype=x.dtype)

@@ -20,6 +20,7 @@ __all__ = [
     "limit_threads",
     "in_worker_process",
     "check_width",
+    "input_modality",
 ]
 
 
@@ -131,3 +132,18 @@ def check_width(estimator, X, *, reset: bool) -> None:
             f"X has {width} features, but {type(estimator).__name__} is expecting "
             f"{expected} features as input (rows of the width seen in fit)."
         )
+
+
+def input_modality(backbone):
+    """The input :class:`~sktransfer._inputs.Modality` a ``backbone`` takes.
+
+    Falls back to images for a backbone that cannot be resolved (the error is
+    raised by ``fit``), so tags and reprs of invalid estimators still work.
+    """
+    from ._inputs import get_modality
+    from .backbones import backbone_modality
+
+    try:
+        return get_modality(backbone_modality(backbone))
+    except (ValueError, ImportError):
+        return get_modality("image")

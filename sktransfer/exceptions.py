@@ -10,6 +10,7 @@ from sklearn.exceptions import NotFittedError
 __all__ = [
     "SkTransferError",
     "ImageInputError",
+    "TextInputError",
     "WeightsError",
     "WeightsUnavailableError",
     "CacheTooLargeError",
@@ -24,6 +25,10 @@ class SkTransferError(Exception):
 
 class ImageInputError(SkTransferError, ValueError):
     """Images given to ``fit``/``transform``/``predict`` cannot be used."""
+
+
+class TextInputError(SkTransferError, ValueError):
+    """Texts given to ``fit``/``transform``/``predict`` cannot be used."""
 
 
 class WeightsError(SkTransferError, ValueError):

@@ -3,7 +3,7 @@
 ``_source`` holds the modality-neutral interface (:class:`InputSource`,
 :class:`Modality` and its registry, :func:`iter_batches`,
 :class:`SourceDataset`); ``_images`` and the ``_image_*`` modules implement the
-``"image"`` modality on top of it.
+``"image"`` modality on top of it, ``_text`` the ``"text"`` modality.
 """
 
 from ._image_arrays import ArrayImageSource
@@ -20,10 +20,12 @@ from ._source import (
     InputSource,
     Modality,
     SourceDataset,
+    collate_samples,
     get_modality,
     iter_batches,
     register_modality,
 )
+from ._text import TextModality, TextSource, as_text_source
 
 __all__ = [
     "ArrayImageSource",
@@ -35,7 +37,11 @@ __all__ = [
     "PILImageSource",
     "PathImageSource",
     "SourceDataset",
+    "TextModality",
+    "TextSource",
     "as_image_source",
+    "as_text_source",
+    "collate_samples",
     "get_modality",
     "iter_batches",
     "list_image_folder",

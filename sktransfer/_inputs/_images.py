@@ -196,6 +196,10 @@ class ImageModality(Modality):
         """Wrap ``X`` with :func:`as_image_source` (same arguments and errors)."""
         return as_image_source(X, argument=argument, image_shape=image_shape)
 
+    def declare_input(self, input_tags, *, image_shape=None, **options) -> None:
+        input_tags.two_d_array = image_shape is not None
+        input_tags.three_d_array = True
+
 
 register_modality(ImageModality())
 

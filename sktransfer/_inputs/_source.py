@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "collate_samples",
     "InputSource",
     "Modality",
     "SourceDataset",
@@ -71,6 +72,15 @@ class InputSource(ABC):
     def fingerprint(self) -> str:
         """Hex digest that changes when the samples change (a cache key)."""
 
+    def inference_order(self) -> np.ndarray | None:
+        """Positions in the order inference should compute them, or None.
+
+        None (the default) means the stored order. Text sources return the
+        longest texts first, so that each batch needs little padding; callers
+        write every output back at its own position.
+        """
+        return None
+
 
 class Modality(ABC):
     """Turns one kind of user input into an :class:`InputSource`.
@@ -99,6 +109,12 @@ class Modality(ABC):
         Returns
         -------
         source : InputSource
+        """
+
+    def declare_input(self, input_tags, **options) -> None:
+        """Set scikit-learn's ``input_tags`` for estimators taking this input.
+
+        ``options`` are the same modality options as :meth:`as_source`'s.
         """
 
     def __repr__(self) -> str:
@@ -179,6 +195,7 @@ def iter_batches(
     *,
     size: tuple[int, int] | None = None,
     num_workers: int = 0,
+    order: Sequence[int] | None = None,
 ) -> Iterator[Any]:
     """Yield consecutive batches of ``source``, in order, as its ``load`` makes them.
 
@@ -194,6 +211,10 @@ def iter_batches(
         For file paths, processes that decode upcoming batches while the caller
         computes. Other sources (arrays, PIL images) are always converted in
         this process.
+    order : sequence of int or None, default=None
+        Positions to visit, e.g. :meth:`InputSource.inference_order`; batch
+        ``k`` holds samples ``order[k * batch_size : (k + 1) * batch_size]``.
+        None visits them in stored order.
 
     Yields
     ------
@@ -218,13 +239,17 @@ def iter_batches(
             raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
     batch_size = int(batch_size)
     # Not a generator function, so bad arguments fail at the call, not on next().
-    if num_workers > 0 and source.kind == "paths":
+    if num_workers > 0 and source.kind == "paths" and order is None:
         batches = _BatchDataset(source, batch_size, size)
         loader = torch.utils.data.DataLoader(
             batches, batch_size=None, num_workers=int(num_workers)
         )
         return iter(loader)
     starts = range(0, len(source), batch_size)
+    if order is not None:
+        return (
+            source.load(order[start : start + batch_size], size) for start in starts
+        )
     return (source.load(slice(start, start + batch_size), size) for start in starts)
 
 
@@ -281,3 +306,34 @@ class SourceDataset(torch.utils.data.Dataset):
         if self.transform is not None:
             batch = self.transform(batch)
         return batch[0], (0 if self.y is None else self.y[i])
+
+
+def collate_samples(items: list) -> Any:
+    """``torch``'s ``default_collate``, except that strings become an object array.
+
+    A batch of texts is then one 1-D array of ``str``, which skorch counts as
+    ``B`` samples (it reads a plain list of strings as nested data).
+
+    Examples
+    --------
+    >>> from sktransfer._inputs import collate_samples
+    >>> texts, targets = collate_samples([("good", 1), ("bad", 0)])
+    >>> texts.tolist(), targets.tolist()
+    (['good', 'bad'], [1, 0])
+    """
+    batch = torch.utils.data.default_collate(items)
+    return _strings_as_array(batch)
+
+
+def _strings_as_array(batch):
+    if (
+        isinstance(batch, tuple | list)
+        and batch
+        and all(isinstance(v, str) for v in batch)
+    ):
+        array = np.empty(len(batch), dtype=object)
+        array[:] = batch
+        return array
+    if isinstance(batch, tuple | list):
+        return type(batch)(_strings_as_array(part) for part in batch)
+    return batch

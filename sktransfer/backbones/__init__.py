@@ -1,7 +1,13 @@
 """Backbone registry: names -> specs -> resolved :class:`Backbone` modules."""
 
 # Importing the sources registers their specs ("timm/..." names on demand).
-from . import _efficientnet_lite, _shipped, _timm, _torchvision  # noqa: F401
+from . import (  # noqa: F401
+    _efficientnet_lite,
+    _huggingface,
+    _shipped,
+    _timm,
+    _torchvision,
+)
 from ._base import Backbone, BackboneSpec, WeightsEntry, pool_features
 from ._preprocessing import Preprocessing
 from ._registry import (

@@ -11,7 +11,7 @@ so ``freeze=k`` means the same thing for every source.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -20,7 +20,39 @@ from torch import nn
 
 from ._preprocessing import Preprocessing
 
-__all__ = ["Backbone", "BackboneSpec", "WeightsEntry", "pool_features"]
+__all__ = [
+    "Backbone",
+    "BackboneSpec",
+    "WeightsEntry",
+    "pool_features",
+    "to_device",
+    "HIDDEN_STATES",
+    "ATTENTION_MASK",
+]
+
+# Stages of sequence models (text) pass a mapping between them: the token states
+# ``(B, L, D)`` under HIDDEN_STATES and the ``(B, L)`` padding mask under
+# ATTENTION_MASK, so that later stages and pooling ignore padded positions.
+HIDDEN_STATES = "hidden_states"
+ATTENTION_MASK = "attention_mask"
+
+
+def to_device(batch, device: torch.device):
+    """Move a raw or preprocessed batch (tensor, mapping of tensors) to ``device``.
+
+    Anything else (a list of strings before tokenisation) is returned as is.
+    """
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return type(batch)({key: to_device(v, device) for key, v in batch.items()})
+    return batch
+
+
+def _main_tensor(output) -> torch.Tensor:
+    """The tensor whose shape describes a stage output (token states for text)."""
+    return output[HIDDEN_STATES] if isinstance(output, Mapping) else output
+
 
 # Cells per side of pooling="grid".
 GRID = 4
@@ -78,6 +110,14 @@ class BackboneSpec:
         Group shown in the documentation table.
     modality : str, default="image"
         Kind of input the architecture takes; picks how user inputs are read.
+    mid_layers : tuple of str or None, default=None
+        The stages ``layer="mid"`` stands for; None: the fourth- and third-last
+        stages. Sentence encoders name their final pooled stage, the one they
+        were trained to make.
+    finetune_lr : float or None, default=None
+        Learning rate its pretrained stages are fine-tuned with when the user
+        gives no ``backbone_lr``; None means ``lr / 3``. Transformers need a far
+        smaller rate than a new head.
     """
 
     name: str
@@ -89,6 +129,8 @@ class BackboneSpec:
     weights: Callable[[], tuple[WeightsEntry, ...]] = field(default=tuple)
     family: str = ""
     modality: str = "image"
+    mid_layers: tuple[str, ...] | None = None
+    finetune_lr: float | None = None
 
     def weight_names(self) -> list[str]:
         """Names accepted as ``weights=`` besides None, ``"DEFAULT"`` and paths."""
@@ -113,6 +155,10 @@ class Backbone(nn.Module):
         Identity of the loaded weights (name, file path with digest, or None).
     modality : str, default="image"
         Kind of input the stages take (see ``sktransfer._inputs.get_modality``).
+    mid_layers : tuple of str or None, default=None
+        The stages ``layer="mid"`` stands for (see :meth:`taps`).
+    finetune_lr : float or None, default=None
+        Recommended learning rate for fine-tuning these (pretrained) stages.
 
     Examples
     --------
@@ -142,6 +188,8 @@ class Backbone(nn.Module):
         name: str = "custom",
         weights: str | None = None,
         modality: str = "image",
+        mid_layers: tuple[str, ...] | None = None,
+        finetune_lr: float | None = None,
     ) -> None:
         super().__init__()
         self.stages = nn.Sequential(OrderedDict(stages))
@@ -150,6 +198,8 @@ class Backbone(nn.Module):
         self.name = name
         self.weights = weights
         self.modality = modality
+        self.mid_layers = mid_layers
+        self.finetune_lr = finetune_lr
         # Dry-run output shapes, keyed by (stop, preprocessing): see output_shape.
         self._shapes: dict = {}
 
@@ -197,10 +247,13 @@ class Backbone(nn.Module):
         ``layer`` is anything :meth:`stop_after` takes, a list of those, or
         ``"mid"``: the fourth- and third-last stages (for a ResNet ``layer2``
         and ``layer3``), the mid-level features that transfer best across
-        domains; backbones with fewer stages use what they have.
+        domains (unless the source names other ``mid_layers``); backbones with
+        fewer stages use what they have.
         """
         n = self.n_stages
         if isinstance(layer, str) and layer == "mid" and "mid" not in self.stage_names:
+            if getattr(self, "mid_layers", None):
+                return self.taps(list(self.mid_layers))
             stops = [stop for stop in (n - 3, n - 2) if stop >= 1]
             return stops or [n]
         if isinstance(layer, list | tuple):
@@ -229,28 +282,38 @@ class Backbone(nn.Module):
         """Shape of one sample's output of the first ``stop`` stages.
 
         Found once by a dry run on the preprocessing's example input and
-        remembered for this preprocessing.
+        remembered for this preprocessing. For token sequences it is the shape
+        of the token states at the example's length (for text backbones the
+        longest input, ``max_length`` tokens: an upper bound).
         """
+        return self._dry_run(
+            stop, "shape", lambda out: tuple(_main_tensor(out).shape[1:])
+        )
+
+    def pooled_width(self, stop: int | None = None, pooling: str | None = "avg") -> int:
+        """Width of the vector ``pool_features`` makes of stage ``stop``'s output."""
+        return self._dry_run(
+            stop,
+            ("pooled", pooling),
+            lambda out: int(pool_features(out, pooling).shape[1]),
+        )
+
+    def _dry_run(self, stop: int | None, what, summarize: Callable):
+        """``summarize(output of the first stop stages on the example input)``."""
         stop = self.n_stages if stop is None else stop
-        key = (stop, self.preprocessing.describe())
+        key = (stop, self.preprocessing.describe(), what)
         if key not in self._shapes:
             was_training = self.training
             self.eval()
             try:
                 device = next(self.parameters(), torch.empty(0)).device
                 with torch.inference_mode():
-                    example = self.preprocessing(
-                        self.preprocessing.example_input().to(device)
-                    )
-                    self._shapes[key] = tuple(self(example, stop=stop).shape[1:])
+                    raw = to_device(self.preprocessing.example_input(), device)
+                    example = to_device(self.preprocessing(raw), device)
+                    self._shapes[key] = summarize(self(example, stop=stop))
             finally:
                 self.train(was_training)
         return self._shapes[key]
-
-    def pooled_width(self, stop: int | None = None, pooling: str | None = "avg") -> int:
-        """Width of the vector ``pool_features`` makes of stage ``stop``'s output."""
-        shape = self.output_shape(stop)
-        return int(pool_features(torch.zeros(1, *shape), pooling).shape[1])
 
     def forward(self, x: torch.Tensor, start: int = 0, stop: int | None = None):
         """Run stages ``start`` to ``stop`` (exclusive) on ``x``."""
@@ -262,15 +325,19 @@ class Backbone(nn.Module):
         return f"name={self.name!r}, weights={self.weights!r}"
 
 
-def pool_features(x: torch.Tensor, pooling: str | None) -> torch.Tensor:
+def pool_features(x, pooling: str | None) -> torch.Tensor:
     """Reduce a stage output to one vector per sample.
 
     Feature maps ``(B, C, H, W)`` are pooled over space and token sequences
     ``(B, L, D)`` over tokens; ``pooling=None`` flattens instead. ``"grid"``
     averages maps over a coarse ``GRID x GRID`` grid (4 x 4), keeping where
     things are; ``"gem"`` is the generalised mean (p=3). 2-D outputs are
-    returned unchanged.
+    returned unchanged. Masked token states (a mapping of ``HIDDEN_STATES`` and
+    ``ATTENTION_MASK``, from text backbones) are pooled over their real tokens
+    only; they have no fixed length, so they cannot be flattened.
     """
+    if isinstance(x, Mapping):
+        return _pool_masked(x[HIDDEN_STATES], x[ATTENTION_MASK], pooling)
     if x.ndim == 2:
         return x
     if pooling is None:
@@ -293,3 +360,24 @@ def pool_features(x: torch.Tensor, pooling: str | None) -> torch.Tensor:
         f"Unknown pooling {pooling!r}; use 'avg', 'max', 'avgmax', 'gem', "
         "'grid' or None."
     )
+
+
+def _pool_masked(
+    hidden: torch.Tensor, mask: torch.Tensor, pooling: str | None
+) -> torch.Tensor:
+    """Mean/max over the tokens where ``mask`` is 1 (sentence-transformers' mean)."""
+    if pooling == "grid":
+        pooling = "avg"  # tokens have no grid: averaged, as unmasked tokens are
+    if pooling not in ("avg", "max", "avgmax"):
+        raise ValueError(
+            f"pooling={pooling!r} cannot be used on token sequences, which have no "
+            "fixed length to flatten; use 'avg', 'max' or 'avgmax'."
+        )
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    parts = []
+    if pooling in ("avg", "avgmax"):
+        count = weights.sum(dim=1).clamp(min=1e-9)
+        parts.append((hidden * weights).sum(dim=1) / count)
+    if pooling in ("max", "avgmax"):
+        parts.append(hidden.masked_fill(weights == 0, float("-inf")).amax(dim=1))
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)

@@ -159,8 +159,13 @@ class Preprocessing:
 
 
 def straight_size(preprocessing: Preprocessing) -> tuple[int, int] | None:
-    """The size images are resized straight to, or None for a resize/crop recipe."""
-    if preprocessing.resize_size is not None:
+    """The size images are resized straight to, or None for a resize/crop recipe.
+
+    None too for preprocessing of other inputs (text has no image size).
+    """
+    if getattr(preprocessing, "resize_size", None) is not None:
+        return None
+    if getattr(preprocessing, "crop_size", None) is None:
         return None
     return tuple(int(v) for v in preprocessing.crop_size)
 

@@ -71,8 +71,13 @@ def register_backbone_source(
     _SOURCES[prefix] = factory
 
 
-def list_backbones(pattern: str | None = None) -> list[str]:
+def list_backbones(
+    pattern: str | None = None, *, modality: str | None = None
+) -> list[str]:
     """Sorted names of registered backbones, optionally filtered by a glob.
+
+    ``modality`` keeps only backbones taking that kind of input (``"image"``,
+    ``"text"``).
 
     Names served by a prefix source (``"timm/<model name>"``, any model of
     ``timm.list_models()``) are built on demand and not listed here.
@@ -82,8 +87,14 @@ def list_backbones(pattern: str | None = None) -> list[str]:
     >>> from sktransfer import list_backbones
     >>> list_backbones("resnet*")
     ['resnet18', 'resnet34', 'resnet50']
+    >>> list_backbones(modality="text")
+    ['all-minilm-l6-v2']
     """
-    names = sorted(_REGISTRY)
+    names = sorted(
+        name
+        for name, spec in _REGISTRY.items()
+        if modality is None or spec.modality == modality
+    )
     if pattern is not None:
         names = fnmatch.filter(names, pattern)
     return names

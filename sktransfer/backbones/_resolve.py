@@ -52,6 +52,8 @@ def backbone_modality(backbone: object) -> str:
     """Kind of input ``backbone`` takes, known without building it."""
     if isinstance(backbone, str):
         return get_backbone_spec(backbone).modality
+    if isinstance(backbone, Backbone):
+        return backbone.modality
     return "image"  # user modules: images, the only kind they can declare today
 
 
@@ -77,6 +79,7 @@ def resolve_backbone(
     *,
     image_size: int | tuple[int, int] | None = None,
     input_size: tuple[int, int] | None = None,
+    max_length: int | None = None,
     progress: bool = False,
 ) -> Backbone:
     """Build the backbone named or given by ``backbone`` with ``weights`` loaded.
@@ -99,6 +102,9 @@ def resolve_backbone(
         resized straight to a bounded size
         (:meth:`Preprocessing.for_small_images`) instead of the weights' recipe,
         provided the network accepts that size.
+    max_length : int or None, default=None
+        Truncate texts to this many tokens instead of the model's default.
+        Text backbones only.
     progress : bool, default=False
         Show a download progress bar.
 
@@ -120,14 +126,29 @@ def resolve_backbone(
         net = _resolve_registered(get_backbone_spec(backbone), weights, progress)
     else:
         net = _resolve_module(backbone, weights)
-    if image_size is not None:
-        net.preprocessing = net.preprocessing.with_image_size(image_size)
-    elif input_size is not None and isinstance(backbone, str):
-        _fit_small_images(net, input_size)
-    elif input_size is not None:
-        # A user's own module has no input recipe: images keep the size they
-        # come in, most likely the size it was trained on.
-        net.preprocessing = net.preprocessing.with_image_size(tuple(input_size))
+    # Options of one kind of preprocessing: a backbone whose preprocessing has
+    # no such knob (text has no image size) says so.
+    for option, value, method in [
+        ("image_size", image_size, "with_image_size"),
+        ("max_length", max_length, "with_max_length"),
+    ]:
+        if value is not None:
+            configure = getattr(net.preprocessing, method, None)
+            if configure is None:
+                raise ValueError(
+                    f"{option}={value!r} does not apply to the backbone "
+                    f"{net.name!r}, which takes {net.modality} input; leave "
+                    f"{option}=None."
+                )
+            net.preprocessing = configure(value)
+    small_images = getattr(net.preprocessing, "for_small_images", None)
+    if image_size is None and input_size is not None and small_images:
+        if isinstance(backbone, str):
+            _fit_small_images(net, input_size)
+        else:
+            # A user's own module has no input recipe: images keep the size
+            # they come in, most likely the size it was trained on.
+            net.preprocessing = net.preprocessing.with_image_size(tuple(input_size))
     if not isinstance(backbone, str):
         net.embedding_dim = net.pooled_width()
     return net
@@ -176,6 +197,8 @@ def _resolve_registered(
         name=spec.name,
         weights=identity,
         modality=spec.modality,
+        mid_layers=spec.mid_layers,
+        finetune_lr=spec.finetune_lr,
     )
 
 

@@ -1,0 +1,284 @@
+"""Few-shot text classification with sktransfer against TF-IDF and SetFit.
+
+Hypotheses, on real labelled text available offline (the VADER ground-truth
+snippets, see ``_text_data.py``), 8, 16 and 50 labelled texts per class, 3 seeds:
+
+1. frozen ``all-minilm-l6-v2`` embeddings + LogisticRegression beat TF-IDF +
+   LogisticRegression by >= 15 accuracy points at ~10 labels per class;
+2. ``FineTuneClassifier`` at ~50 labels per class is at least as accurate as
+   frozen embeddings + LR;
+3. the best sktransfer row reaches SetFit (contrastive fine-tuning of the same
+   MiniLM, the few-shot anchor) at 8-16 labels per class.
+
+Two tasks: ``genre`` (4 classes: movie review, product review, news editorial or
+tweet) and ``sentiment`` (positive or negative movie-review sentences). Test sets
+are fixed and balanced (150 texts per class), drawn apart from the training pool.
+
+Rows: TF-IDF (1-2 grams, sublinear tf) + LogisticRegressionCV (its C chosen by
+3-fold CV, its best shot); frozen embeddings + LogisticRegression (defaults);
+FineTuneClassifier with its defaults (``freeze="all"``: the exact logistic probe
+on the embeddings) and with ``freeze`` in a grid (the layers above are trained
+for the default 10 epochs, the new head at ``lr=3e-3`` and the encoder at its
+recommended ``5e-5``); SetFit 1.x with ``num_iterations=20`` (as in the SetFit
+paper), one epoch, batch 16 and its logistic-regression head. All use
+``max_length=64`` tokens (the snippets are single sentences).
+
+To save time the test texts' outputs of the *frozen* stages are computed once per
+freeze depth (they are the same pretrained stages in every fit) and each
+classifier runs only its trained stages on them; a check at the first fit asserts
+that this equals ``predict``.
+
+Run: ``./dev bench text_few_shot`` (one command; about 15 minutes on 2 idle
+cores; ``pip install "sktransfer[bench]"`` for SetFit, else its rows are skipped).
+Writes ``results/text_few_shot.json`` and ``results/text_few_shot.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy as np
+import torch
+from _common import RESULTS_DIR, write_results
+from _text_data import SOURCE, few_shot_split, load_genres, load_movie_snippets
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+from sklearn.pipeline import make_pipeline
+
+from sktransfer import FineTuneClassifier, PretrainedFeatureExtractor
+from sktransfer._cache import frozen_outputs
+from sktransfer._inputs import as_text_source
+
+NAME = "all-minilm-l6-v2"
+MAX_LENGTH = 64
+TEST_PER_CLASS = 150
+TASKS = {"genre": load_genres, "sentiment": load_movie_snippets}
+
+
+def split(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed balanced test set and the pool training texts are drawn from."""
+    rng = np.random.default_rng(12345)
+    test = np.concatenate(
+        [
+            rng.choice(np.flatnonzero(labels == c), TEST_PER_CLASS, replace=False)
+            for c in np.unique(labels)
+        ]
+    )
+    return test, np.setdiff1d(np.arange(len(labels)), test)
+
+
+class FrozenTest:
+    """Test-set outputs of the frozen stages, one computation per depth."""
+
+    def __init__(self, texts: list[str]):
+        self.source = as_text_source(texts)
+        self.by_depth: dict[int, object] = {}
+        self.checked = False
+
+    def predict(self, clf: FineTuneClassifier, texts: list[str]) -> np.ndarray:
+        depth = clf.n_frozen_
+        if depth == 0:
+            return clf.predict(texts)
+        module = clf.module_.eval()
+        if depth not in self.by_depth:
+            self.by_depth[depth] = frozen_outputs(module, self.source, depth).values
+        values = self.by_depth[depth]
+        logits = []
+        with torch.inference_mode():
+            for start in range(0, len(self.source), 128):
+                rows = slice(start, start + 128)
+                if isinstance(values, dict):
+                    batch = {key: value[rows] for key, value in values.items()}
+                else:
+                    batch = values[rows]
+                logits.append(module.head(module.embed(batch, start=depth)))
+        predicted = clf.classes_[torch.cat(logits).argmax(1).numpy()]
+        if not self.checked:  # the shortcut must equal the estimator's own path
+            np.testing.assert_array_equal(predicted[:40], clf.predict(texts[:40]))
+            self.checked = True
+        return predicted
+
+
+def setfit_accuracy(train_x, train_y, test_x, test_y, seed, folder) -> float:
+    from datasets import Dataset
+    from setfit import SetFitModel, Trainer, TrainingArguments
+
+    model = SetFitModel.from_pretrained(folder, local_files_only=True)
+    model.model_body.max_seq_length = MAX_LENGTH
+    with tempfile.TemporaryDirectory() as scratch:
+        args = TrainingArguments(
+            output_dir=scratch,
+            batch_size=16,
+            num_epochs=1,
+            num_iterations=20,
+            seed=seed,
+            report_to="none",
+            save_strategy="no",
+            show_progress_bar=False,
+        )
+        data = Dataset.from_dict({"text": list(train_x), "label": list(train_y)})
+        trainer = Trainer(model=model, args=args, train_dataset=data)
+        trainer.train()
+    predicted = np.asarray(model.predict(list(test_x)))
+    return float((predicted == test_y).mean())
+
+
+def run_task(task: str, args, rows: list[dict]) -> None:
+    texts, labels = TASKS[task]()
+    texts = np.array(texts, dtype=object)
+    test, pool = split(labels)
+    test_x, test_y = list(texts[test]), labels[test]
+    print(
+        f"\n## {task}: {len(np.unique(labels))} classes, test {len(test)}", flush=True
+    )
+    extractor = PretrainedFeatureExtractor(
+        NAME, device="cpu", max_length=MAX_LENGTH
+    ).fit(test_x[:2])
+    test_embeddings = extractor.transform(test_x)
+    frozen_test = FrozenTest(test_x)
+    folder = extractor.preprocessing_.folder
+
+    def record(method: str, k: int, seed: int, accuracy: float, seconds: float):
+        rows.append(
+            {
+                "task": task,
+                "method": method,
+                "per_class": k,
+                "seed": seed,
+                "accuracy": round(float(accuracy), 4),
+                "fit_seconds": round(seconds, 2),
+            }
+        )
+        print(f"{task:9s} k={k:3d} seed={seed} {method:38s} {accuracy:.3f}", flush=True)
+
+    for k in args.ks:
+        for seed in args.seeds:
+            train = few_shot_split(labels, k, seed, pool)
+            train_x, train_y = list(texts[train]), labels[train]
+            start = time.perf_counter()
+            tfidf = make_pipeline(
+                TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+                LogisticRegressionCV(Cs=7, cv=3, max_iter=2000),
+            ).fit(train_x, train_y)
+            record(
+                "TF-IDF + LR",
+                k,
+                seed,
+                tfidf.score(test_x, test_y),
+                time.perf_counter() - start,
+            )
+            start = time.perf_counter()
+            probe = LogisticRegression(max_iter=2000).fit(
+                extractor.transform(train_x), train_y
+            )
+            accuracy = probe.score(test_embeddings, test_y)
+            record("embeddings + LR", k, seed, accuracy, time.perf_counter() - start)
+            for freeze in ["all", *args.freeze]:
+                start = time.perf_counter()
+                clf = FineTuneClassifier(
+                    NAME,
+                    freeze=freeze,
+                    max_length=MAX_LENGTH,
+                    device="cpu",
+                    random_state=seed,
+                ).fit(train_x, train_y)
+                seconds = time.perf_counter() - start
+                accuracy = (frozen_test.predict(clf, test_x) == test_y).mean()
+                label = "FineTune defaults (freeze='all')"
+                if freeze != "all":
+                    label = f"FineTune freeze={freeze}"
+                record(label, k, seed, accuracy, seconds)
+            if args.setfit and k in args.setfit_ks:
+                start = time.perf_counter()
+                accuracy = setfit_accuracy(
+                    train_x, train_y, test_x, test_y, seed, folder
+                )
+                record(
+                    "SetFit (same MiniLM)",
+                    k,
+                    seed,
+                    accuracy,
+                    time.perf_counter() - start,
+                )
+
+
+def table(rows: list[dict]) -> str:
+    lines = []
+    for task in dict.fromkeys(row["task"] for row in rows):
+        ks = sorted({row["per_class"] for row in rows if row["task"] == task})
+        methods = list(
+            dict.fromkeys(row["method"] for row in rows if row["task"] == task)
+        )
+        lines += [
+            f"### {task} (accuracy, mean ± std over seeds)",
+            "",
+            "| method | " + " | ".join(f"{k}/class" for k in ks) + " |",
+            "| --- | " + " | ".join("---:" for _ in ks) + " |",
+        ]
+        for method in methods:
+            cells = []
+            for k in ks:
+                values = [
+                    row["accuracy"]
+                    for row in rows
+                    if row["task"] == task
+                    and row["method"] == method
+                    and row["per_class"] == k
+                ]
+                cells.append(
+                    f"{np.mean(values):.3f} ± {np.std(values):.3f}" if values else "–"
+                )
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="*", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--ks", type=int, nargs="*", default=[8, 16, 50])
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
+    parser.add_argument("--freeze", type=int, nargs="*", default=[6, 0])
+    parser.add_argument("--setfit-ks", type=int, nargs="*", default=[8])
+    parser.add_argument("--no-setfit", dest="setfit", action="store_false")
+    parser.add_argument("--name", default="text_few_shot", help="results file name")
+    args = parser.parse_args()
+    if args.setfit:
+        try:
+            import setfit  # noqa: F401
+        except ImportError:
+            print('SetFit is not installed (pip install "sktransfer[bench]"): skipped')
+            args.setfit = False
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    started = time.perf_counter()
+    rows: list[dict] = []
+    for task in args.tasks:
+        run_task(task, args, rows)
+    markdown = table(rows)
+    print("\n" + markdown)
+    wall = round(time.perf_counter() - started, 1)
+    write_results(
+        args.name,
+        {
+            "command": "./dev bench text_few_shot " + " ".join(sys.argv[1:]),
+            "data": SOURCE,
+            "torch_threads": torch.get_num_threads(),
+            "max_length": MAX_LENGTH,
+            "wall_seconds": wall,
+            "rows": rows,
+        },
+    )
+    header = (
+        f"Few-shot text classification ({SOURCE}). Generated by "
+        f"`./dev bench text_few_shot {' '.join(sys.argv[1:])}` in {wall:.0f} s "
+        f"with {torch.get_num_threads()} torch threads.\n\n"
+    )
+    (RESULTS_DIR / f"{args.name}.md").write_text(header + markdown)
+
+
+if __name__ == "__main__":
+    main()
