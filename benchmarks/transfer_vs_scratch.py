@@ -48,6 +48,7 @@ import argparse
 import sys
 import time
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -153,7 +154,7 @@ def _pretrained_stages(n_classes, checkpoint):
     """The benchmark's source ResNet as a user holds it: stages with weights."""
     state = load_file(checkpoint)
     parts = stages(n_classes)
-    holder = torch.nn.Sequential(dict(parts))
+    holder = torch.nn.Sequential(OrderedDict(parts))
     holder.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")})
     return list(holder.named_children())
 

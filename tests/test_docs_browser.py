@@ -75,7 +75,7 @@ def rendered_text(page: str) -> str:
         ),
         (
             "auto_examples/quickstart.html",
-            ["Quick start", "labels/class", "layer3, flattened", "held-out digits"],
+            ["Quick start", "labels/class", "default extractor", "held-out digits"],
         ),
     ],
 )

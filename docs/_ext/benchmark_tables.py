@@ -145,7 +145,22 @@ def _recipe_ablation(doc: dict) -> str:
     return "\n".join(parts)
 
 
+def _embedding_defaults(doc: dict) -> str:
+    parts = [f"Hypothesis: {' '.join(doc['hypothesis'].split())}\n"]
+    parts.append("LogisticRegression test accuracy (mean over splits/seeds):\n")
+    parts.append(
+        _pivot(
+            doc["records"],
+            lambda r: r["candidate"],
+            "column",
+            lambda r: f"{r['accuracy_mean']:.3f}",
+        )
+    )
+    return "\n".join(parts)
+
+
 LAYOUTS = {
+    "embedding_defaults": _embedding_defaults,
     "recipe_ablation": _recipe_ablation,
     "transfer_vs_scratch": _transfer_vs_scratch,
     "imagenet_features": _imagenet_features,

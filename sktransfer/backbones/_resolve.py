@@ -36,10 +36,12 @@ def check_backbone_argument(backbone: object, weights: object) -> None:
             "sktransfer.list_backbones()), a torch.nn.Module, or a list of "
             f"(name, module) stages; got {type(backbone).__name__} instead."
         )
-    elif weights is not None and not is_weights_path(weights):
+    elif weights not in (None, "DEFAULT") and not is_weights_path(weights):
+        # A user's module brings its own parameters: those are its default.
         raise WeightsError(
-            f"weights={weights!r} cannot be used with a custom module: pass None "
-            "to keep its current parameters or the path of a state dict file."
+            f"weights={weights!r} cannot be used with a custom module: pass "
+            "'DEFAULT' or None to keep its current parameters, or the path of a "
+            "state dict file."
         )
     if is_weights_path(weights) and not os.path.isfile(weights):
         raise WeightsError(
@@ -219,7 +221,7 @@ def _resolve_module(backbone: object, weights: object) -> Backbone:
     # Fitting must never change the module the user handed in.
     stages = [(str(name), copy.deepcopy(module)) for name, module in stages]
     identity = None
-    if weights is not None:
+    if weights is not None and weights != "DEFAULT":
         path = os.fspath(weights)
         holder = (
             nn.Sequential(OrderedDict(stages))
