@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from numbers import Integral, Real
 
 import joblib
 import torch
-from skorch import NeuralNet
 from torch import nn
 
 from ._inputs import get_modality, source_image_size
-from ._recipe import auto_epochs, recalibrate_batchnorm
 from ._skorch_glue import SkorchGlue
-from ._training import plan_training
+from ._training import run_training
 from ._transfer_net import TransferNet, augmenter, build_head
 from ._validation import (
     Interval,
     StrOptions,
     check_width,
-    interactive_session,
     resolve_device,
 )
 from .backbones import backbone_modality, resolve_backbone
@@ -422,61 +418,7 @@ class FineTuneClassifier(SkorchGlue):
         return self
 
     def _train(self, source, y_encoded, *, probe: bool, **fit_params) -> None:
-        plan = plan_training(self, source, y_encoded, probe=probe)
-        self.used_cache_ = plan.outputs is not None
-        self.cache_nbytes_ = plan.outputs.nbytes if plan.outputs else 0
-        self.cache_hit_ = bool(plan.outputs and plan.outputs.from_disk)
-        self.n_epochs_ = (
-            auto_epochs(len(plan.train), self.batch_size)
-            if self.max_epochs == "auto"
-            else int(self.max_epochs)
-        )
-        if plan.done:
-            self.n_epochs_ = 0
-            return
-        self._valid_dataset_ = plan.valid
-        self.module_.start_stage = plan.start
-        try:
-            with self._progress():
-                NeuralNet.partial_fit(
-                    self, plan.train, None, epochs=self.n_epochs_, **fit_params
-                )
-        finally:
-            self.module_.start_stage = 0
-            self._valid_dataset_ = None
-        if self.recalibrate_bn and self.n_epochs_ > 0:
-            recalibrate_batchnorm(
-                self.module_,
-                plan.train,
-                start=plan.start,
-                batch_size=max(self.batch_size, 64),
-            )
-
-    @contextlib.contextmanager
-    def _progress(self):
-        """``verbose=None``: skorch's epoch table in interactive sessions only."""
-        if self.verbose is not None:
-            yield
-            return
-        # skorch's PrintLog reads ``verbose`` at each epoch's end; the parameter
-        # is set back when training ends.
-        self.verbose = int(interactive_session())
-        try:
-            yield
-        finally:
-            self.verbose = None
-
-    # Persistence: the size chosen for small images travels with the model.
-    def _persistent_state(self) -> tuple[dict, dict]:
-        config, tensors = super()._persistent_state()
-        size = self.image_size_
-        config["image_size_"] = size and list(size)
-        return config, tensors
-
-    def _restore_persistent_state(self, config: dict, tensors: dict) -> None:
-        size = config.get("image_size_", self.image_size)  # absent before 0.2
-        self._restored_size = tuple(size) if isinstance(size, list) else size
-        super()._restore_persistent_state(config, tensors)
+        run_training(self, source, y_encoded, probe=probe, **fit_params)
 
     def _as_source(self, X):
         modality = get_modality(backbone_modality(self.backbone))

@@ -28,7 +28,12 @@ from ._labels import check_labels, encode_labels, fit_classes
 from ._recipe import StepSchedule, WeightAveraging, stage_lr_scales
 from ._runtime import to_device
 from ._training import criterion_weight, seed_of
-from ._validation import check_width, input_modality, resolve_device
+from ._validation import (
+    check_width,
+    input_modality,
+    interactive_session,
+    resolve_device,
+)
 from .backbones import check_backbone_argument
 from .backbones._weights import load_weights_into
 
@@ -241,9 +246,11 @@ class SkorchGlue(NeuralNetClassifier):
         """(config entries, tensors) that describe the fitted state."""
         if not getattr(self, "initialized_", False):
             raise ValueError("save_model needs a fitted estimator; call fit first.")
+        size = getattr(self, "image_size_", None)  # chosen for small images
         config = {
             "classes": self.classes_.tolist(),
             "classes_dtype": self.classes_.dtype.str,
+            "image_size_": size and list(size),
         }
         tensors = dict(self.module_.state_dict())
         weight = getattr(self.criterion_, "weight", None)
@@ -253,6 +260,8 @@ class SkorchGlue(NeuralNetClassifier):
 
     def _restore_persistent_state(self, config: dict, tensors: dict) -> None:
         """Become fitted from what :meth:`_persistent_state` returned."""
+        size = config.get("image_size_", self.image_size)  # absent before 0.2
+        self._restored_size = tuple(size) if isinstance(size, list) else size
         classes = np.asarray(config["classes"], dtype=np.dtype(config["classes_dtype"]))
         tensors = dict(tensors)
         weight = tensors.pop(_CRITERION_WEIGHT, None)
@@ -278,6 +287,20 @@ class SkorchGlue(NeuralNetClassifier):
         )
         tags.non_deterministic = self.random_state is None
         return tags
+
+    @contextlib.contextmanager
+    def _progress(self):
+        """``verbose=None``: skorch's epoch table in interactive sessions only."""
+        if self.verbose is not None:
+            yield
+            return
+        # skorch's PrintLog reads ``verbose`` at each epoch's end; the parameter
+        # is set back when training ends.
+        self.verbose = int(interactive_session())
+        try:
+            yield
+        finally:
+            self.verbose = None
 
     def _inference_dataset(self, X):
         if isinstance(X, Dataset):

@@ -17,14 +17,22 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 from sklearn.utils import compute_class_weight
+from skorch import NeuralNet
 from torch.utils.data import Dataset, Subset
 
 from ._cache import FrozenOutputs, as_memory, frozen_outputs, outputs_dataset
 from ._inputs import SourceDataset
 from ._probe import fit_linear_probe
+from ._recipe import auto_epochs, recalibrate_batchnorm
 from .exceptions import CacheTooLargeError
 
-__all__ = ["TrainingPlan", "plan_training", "criterion_weight", "seed_of"]
+__all__ = [
+    "TrainingPlan",
+    "plan_training",
+    "run_training",
+    "criterion_weight",
+    "seed_of",
+]
 
 
 @dataclass
@@ -97,6 +105,43 @@ def plan_training(clf, source, y_encoded: np.ndarray, *, probe: bool) -> Trainin
         # Head-only with a linear head is convex: the probe is the optimum.
         plan.done = all_frozen
     return plan
+
+
+def run_training(clf, source, y_encoded, *, probe: bool, **fit_params) -> None:
+    """One ``fit``/``partial_fit`` of ``clf``: plan, train the steps, finish.
+
+    Sets ``used_cache_``, ``cache_nbytes_``, ``cache_hit_`` and ``n_epochs_``
+    (``max_epochs`` resolved; 0 when the probe already is the optimum).
+    """
+    plan = plan_training(clf, source, y_encoded, probe=probe)
+    clf.used_cache_ = plan.outputs is not None
+    clf.cache_nbytes_ = plan.outputs.nbytes if plan.outputs else 0
+    clf.cache_hit_ = bool(plan.outputs and plan.outputs.from_disk)
+    clf.n_epochs_ = (
+        auto_epochs(len(plan.train), clf.batch_size)
+        if clf.max_epochs == "auto"
+        else int(clf.max_epochs)
+    )
+    if plan.done:
+        clf.n_epochs_ = 0
+        return
+    clf._valid_dataset_ = plan.valid
+    clf.module_.start_stage = plan.start
+    try:
+        with clf._progress():
+            NeuralNet.partial_fit(
+                clf, plan.train, None, epochs=clf.n_epochs_, **fit_params
+            )
+    finally:
+        clf.module_.start_stage = 0
+        clf._valid_dataset_ = None
+    if clf.recalibrate_bn and clf.n_epochs_ > 0:
+        recalibrate_batchnorm(
+            clf.module_,
+            plan.train,
+            start=plan.start,
+            batch_size=max(clf.batch_size, 64),
+        )
 
 
 def criterion_weight(class_weight, classes, y_encoded) -> torch.Tensor | None:
