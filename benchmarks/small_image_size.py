@@ -14,7 +14,7 @@ and a few hundred Fashion-MNIST test images (20 per class for training, 300 for
 testing; skipped without Debian's ``dataset-fashion-mnist``). Time: wall seconds
 of ``transform`` per 100 images (one torch thread). Writes
 ``benchmarks/results/small_image_size.json``; run with
-``./dev bench small_image_size`` (about 2 minutes on 2 CPU cores).
+``./dev bench small_image_size`` (a few minutes on 2 CPU cores).
 """
 
 from __future__ import annotations

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import socket
+import sys
+import threading
 import time
 import urllib.error
 
@@ -145,6 +148,19 @@ def test_verbose_one_and_zero_are_skorchs(capsys, few_digits, make_classifier):
     assert capsys.readouterr().out == ""
 
 
-def test_tests_and_workers_are_not_interactive():
-    # pytest captures stdout, so this process is not watched by anyone.
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_interactive_means_a_terminal_in_the_main_thread(monkeypatch):
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    monkeypatch.setattr(sys, "stdout", _Terminal())
+    assert interactive_session()
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append(interactive_session()))
+    worker.start()
+    worker.join()
+    assert seen == [False]  # a worker thread (joblib's threading backend)
+    monkeypatch.setattr(sys, "stdout", io.StringIO())  # a file, pipe or CI log
     assert not interactive_session()

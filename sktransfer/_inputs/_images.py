@@ -102,7 +102,17 @@ def as_image_source(
     ImageInputError
         For empty input, a wrong number of dimensions, channels not in {1, 3, 4},
         NaN or inf, unsupported dtypes, mixed or ragged sequences and missing
-        files. Files that exist but cannot be decoded fail in ``load``.
+        files. Files that exist but cannot be decoded fail in ``load``. A list
+        of arrays of different shapes is refused (stack them at one size, or
+        pass files or PIL images, which are resized to a common size).
+
+    Warns
+    -----
+    PixelRangeWarning
+        For arrays whose values look scaled for another pixel range: floats
+        outside [0, 1] (0-16, 0-255, or normalised with a mean and std), and
+        integers that stop at 1 or at 16 (read as 0-255). The message says how
+        to rescale.
 
     Notes
     -----
