@@ -27,8 +27,9 @@ SDIST = "vaderSentiment-3.3.2.tar.gz"
 SHA256 = "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9"
 INNER = "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz"
 SOURCE = (
-    "movieReviewSnippets_GroundTruth.txt from the vaderSentiment 3.3.2 sdist on "
-    "PyPI (MIT; Hutto & Gilbert, ICWSM 2014; sentences of Pang & Lee 2005)"
+    "the *_GroundTruth.txt snippets of the vaderSentiment 3.3.2 sdist on PyPI "
+    "(MIT; Hutto & Gilbert, ICWSM 2014): movie-review sentences (Pang & Lee "
+    "2005), Amazon product reviews, NYT editorials and tweets"
 )
 
 
