@@ -132,7 +132,9 @@ def test_torchvision_download_failure_lists_offline_backbones(monkeypatch):
 def test_verbose_none_shows_epochs_only_in_interactive_sessions(
     monkeypatch, capsys, few_digits, make_classifier, interactive, shown
 ):
-    monkeypatch.setattr("sktransfer._skorch_glue.interactive_session", lambda: interactive)
+    monkeypatch.setattr(
+        "sktransfer._skorch_glue.interactive_session", lambda: interactive
+    )
     X, y = few_digits
     clf = make_classifier(freeze=4, max_epochs=2).fit(X, y)
     out = capsys.readouterr().out
