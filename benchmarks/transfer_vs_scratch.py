@@ -49,6 +49,7 @@ import sys
 import time
 import warnings
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -200,14 +201,10 @@ def fashion_task(source: dict, quick: bool) -> Task:
 def user_cnn_task(fashion: Task, user: dict) -> Task:
     """The same target task from a user's own 3-block CNN (held-out kind)."""
     state = load_file(user["checkpoint"])
-    task = Task(
+    task = replace(
+        fashion,
         name="user_cnn",
         title="User's 3-block CNN, Fashion-MNIST classes 0-4 -> 5-9",
-        X_pool=fashion.X_pool,
-        y_pool=fashion.y_pool,
-        X_test=fashion.X_test,
-        y_test=fashion.y_test,
-        ks=fashion.ks,
     )
     task.methods = methods(
         backbone=lambda: user_cnn_stages(state),
@@ -231,14 +228,10 @@ def user_cnn_task(fashion: Task, user: dict) -> Task:
 
 def imagenet_task(fashion: Task) -> Task:
     """ImageNet EfficientNet-Lite0 on the same Fashion-MNIST target task."""
-    task = Task(
+    task = replace(
+        fashion,
         name="lite0_fashion",
         title="ImageNet EfficientNet-Lite0 -> Fashion-MNIST classes 5-9",
-        X_pool=fashion.X_pool,
-        y_pool=fashion.y_pool,
-        X_test=fashion.X_test,
-        y_test=fashion.y_test,
-        ks=fashion.ks,
     )
     task.methods = methods(
         backbone=lambda: "efficientnet_lite0",
