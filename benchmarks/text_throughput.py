@@ -183,6 +183,9 @@ def main() -> None:
         "--memory-sizes", type=int, nargs="*", default=[5000, 20000, 100000]
     )
     parser.add_argument(
+        "--memory-only", action="store_true", help="skip the speed test"
+    )
+    parser.add_argument(
         "--memory-child", type=int, default=None, help=argparse.SUPPRESS
     )
     args = parser.parse_args()
