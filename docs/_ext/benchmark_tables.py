@@ -127,36 +127,36 @@ def _stage_memory(doc: dict) -> str:
     return table(doc["rows"], ["backbone", "input", "stages"])
 
 
+def _hypothesis_and_pivot(doc: dict, intro: str, rows, row_name, cell) -> str:
+    """The hypothesis, one sentence, then ``rows`` pivoted on their "column"."""
+    hypothesis = " ".join(doc["hypothesis"].split())
+    table = _pivot(rows, row_name, "column", cell)
+    return f"Hypothesis: {hypothesis}\n\n{intro}\n\n{table}"
+
+
 def _recipe_ablation(doc: dict) -> str:
-    parts = [f"Hypothesis: {' '.join(doc['hypothesis'].split())}\n"]
-    parts.append(
+    intro = (
         f"Each row changes one parameter of `FineTuneClassifier("
         f"{_cell(doc['recipe'])})`; test accuracy, mean ± std over "
-        f"{len(doc['seeds'])} seeds:\n"
+        f"{len(doc['seeds'])} seeds:"
     )
-    parts.append(
-        _pivot(
-            doc["summary"],
-            lambda r: r["variant"],
-            "column",
-            lambda r: f"{r['accuracy_mean']:.3f} ± {r['accuracy_std']:.3f}",
-        )
+    return _hypothesis_and_pivot(
+        doc,
+        intro,
+        doc["summary"],
+        lambda r: r["variant"],
+        lambda r: f"{r['accuracy_mean']:.3f} ± {r['accuracy_std']:.3f}",
     )
-    return "\n".join(parts)
 
 
 def _embedding_defaults(doc: dict) -> str:
-    parts = [f"Hypothesis: {' '.join(doc['hypothesis'].split())}\n"]
-    parts.append("LogisticRegression test accuracy (mean over splits/seeds):\n")
-    parts.append(
-        _pivot(
-            doc["records"],
-            lambda r: r["candidate"],
-            "column",
-            lambda r: f"{r['accuracy_mean']:.3f}",
-        )
+    return _hypothesis_and_pivot(
+        doc,
+        "LogisticRegression test accuracy (mean over splits/seeds):",
+        doc["records"],
+        lambda r: r["candidate"],
+        lambda r: f"{r['accuracy_mean']:.3f}",
     )
-    return "\n".join(parts)
 
 
 LAYOUTS = {
