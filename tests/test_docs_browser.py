@@ -58,7 +58,7 @@ def rendered_text(page: str) -> str:
         (
             "generated_api/sktransfer.PretrainedFeatureExtractor.html",
             [
-                "Embed images with a frozen pretrained backbone",
+                "with a frozen pretrained backbone",
                 "efficientnet_lite0",
                 "n_features_out_",
                 "transform",
