@@ -65,6 +65,12 @@ def stage_lr_scales(n_stages: int, layer_decay: float | None) -> list[float]:
     return [decay ** (n_stages - 1 - index) for index in range(n_stages)]
 
 
+def planned_steps(net, X) -> int:
+    """Optimiser steps the run about to start will take: epochs x batches."""
+    batches = math.ceil(len(X) / net.batch_size) if X is not None else 1
+    return max(1, net.n_epochs_ * batches)
+
+
 class StepSchedule(Callback):
     """Per-step learning rates: linear warm-up, then cosine decay (or constant).
 
@@ -87,8 +93,7 @@ class StepSchedule(Callback):
         self.warmup = warmup
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
-        batches = math.ceil(len(X) / net.batch_size) if X is not None else 1
-        self.total_steps_ = max(1, net.n_epochs_ * batches)
+        self.total_steps_ = planned_steps(net, X)
         self.step_ = 0
         for group in net.optimizer_.param_groups:
             group.setdefault("initial_lr", group["lr"])
@@ -130,8 +135,7 @@ class WeightAveraging(Callback):
         self.fraction = fraction
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
-        batches = math.ceil(len(X) / net.batch_size) if X is not None else 1
-        total = max(1, net.n_epochs_ * batches)
+        total = planned_steps(net, X)
         self.start_step_ = int((1.0 - self.fraction) * total)
         self.step_, self.count_, self.average_ = 0, 0, None
 
