@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from sktransfer.backbones._efficientnet_lite import build_lite0, load_lite0_imagenet
 from sktransfer.backbones._fmnist_training import train_fmnist_resnet
 from sktransfer.backbones._shipped import FMNIST_PREPROCESSING, build_fmnist_resnet
 from sktransfer.datasets import load_fashion_mnist
@@ -197,13 +198,23 @@ class TutorialFineTune:
     """
 
     def __init__(
-        self, checkpoint, n_source, mean, std, *, epochs=30, seed=0, build=None
+        self,
+        checkpoint,
+        n_source,
+        mean,
+        std,
+        *,
+        epochs=30,
+        seed=0,
+        build=None,
+        size=28,
     ):
         self.checkpoint = checkpoint  # () -> pretrained state dict, or None
         self.n_source = n_source  # classes of the pretrained head
         self.mean, self.std = mean, std
         self.epochs, self.seed = epochs, seed
         self.build = build or build_fmnist_resnet  # (n_classes) -> module with .fc
+        self.size = size  # images are resized to size x size, as the library does
         self.lr, self.batch_size = 1e-3, 32
 
     def fit(self, X, y):
@@ -214,7 +225,7 @@ class TutorialFineTune:
             model.load_state_dict(self.checkpoint())
         model.fc = nn.Linear(model.fc.in_features, len(self.classes_))
         data = torch.utils.data.TensorDataset(
-            to_tensor(X, self.mean, self.std), torch.as_tensor(targets)
+            to_tensor(X, self.mean, self.std, self.size), torch.as_tensor(targets)
         )
         loader = torch.utils.data.DataLoader(
             data, batch_size=self.batch_size, shuffle=True
@@ -231,8 +242,39 @@ class TutorialFineTune:
         return self
 
     def predict(self, X):
-        x = to_tensor(X, self.mean, self.std)
+        x = to_tensor(X, self.mean, self.std, self.size)
         return self.classes_[predict_batched(self.model_, x)]
+
+
+class Lite0Tutorial(nn.Module):
+    """timm's EfficientNet-Lite0 as a tutorial adapts it to grey images.
+
+    The grey channel is repeated three times and the classifier is exposed as
+    ``fc`` so :class:`TutorialFineTune` replaces it like any other head.
+    """
+
+    def __init__(self, n_classes: int):
+        super().__init__()
+        self.net = build_lite0()
+        self.net.classifier = nn.Identity()
+        self.fc = nn.Linear(1280, n_classes)
+
+    def forward(self, x):
+        return self.fc(self.net(x.expand(-1, 3, -1, -1)))
+
+
+def lite0_imagenet_checkpoint() -> dict:
+    """The offline ImageNet Lite0 weights, keyed for :class:`Lite0Tutorial`."""
+    state = load_lite0_imagenet()
+    out = {f"net.{k}": v for k, v in state.items() if not k.startswith("classifier.")}
+    out.update(
+        {
+            k.replace("classifier.", "fc."): v
+            for k, v in state.items()
+            if k.startswith("classifier.")
+        }
+    )
+    return out
 
 
 # ------------------------------------------------- a user's own small CNN

@@ -12,39 +12,49 @@ it is exactly the logistic-regression pipeline on frozen features.
 
 Tasks
 -----
-1. Within Fashion-MNIST: ``build_fmnist_resnet(5)`` pretrained on classes 0-4 of
-   the training set (30k images, trained once and cached in
-   ``benchmarks/.cache``), transferred to classes 5-9 with k labelled training
+1. ``fashion``: ``build_fmnist_resnet(5)`` pretrained on Fashion-MNIST classes
+   0-4 (30k images, trained once and cached in ``benchmarks/.cache``), passed as
+   ``(name, module)`` stages and transferred to classes 5-9 with k labelled
    images per class; tested on all 5000 test images of classes 5-9.
-2. Across domains: the shipped ``fmnist_resnet`` (``weights="DEFAULT"``)
-   transferred to scikit-learn's 8x8 digits with k labels per class; tested on
-   all other digits.
-3. Anchor: from-scratch ``FineTuneClassifier`` on all of Fashion-MNIST (60k, 10
-   classes) against the "2 Conv+pooling" row of the Fashion-MNIST benchmark table
-   (0.916 test accuracy).
+2. ``user_cnn``: the same target task from a user's own 3-block CNN
+   (``_transfer.UserCNN``) pretrained on classes 0-4.
+3. ``digits``: the shipped ``fmnist_resnet`` transferred to scikit-learn's 8x8
+   digits with k labels per class; tested on all other digits.
+4. ``lite0_fashion``: the offline ImageNet EfficientNet-Lite0 (the library's
+   default backbone) on task 1's target (k = 10 and 50 only: 64 px inputs
+   through a 4M-parameter network are slow on a CPU).
+5. Anchor (single-process full run only): from-scratch ``FineTuneClassifier`` on
+   all of Fashion-MNIST against the "2 Conv+pooling" row of the Fashion-MNIST
+   benchmark table (0.916 test accuracy).
 
-Methods (``LABELS`` below): the same architecture from scratch
-(``FineTuneClassifier(weights=None, freeze=0)``); the loop of common PyTorch
-tutorials (new linear head, every layer trained with Adam 1e-3 and
-cross-entropy, fixed epochs: ``_transfer.TutorialFineTune``); frozen embeddings
-+ ``LogisticRegression``; ``FineTuneClassifier`` with ``freeze="all"``, 3 and 0
-(defaults otherwise); and ``GridSearchCV`` over those freeze depths (inner 3-fold
-CV on the training labels). Every method sees the same splits and seeds. A
-full-network fit sees about 5,000 images (``epochs = clip(5000 / n_train, 1,
-30)``), so all methods train with the same budget; k="all" runs one seed (the
-training set is then the same for every seed) and no grid search (too slow here).
+Methods (``LABELS`` below): ``FineTuneClassifier(backbone)`` with nothing else
+set (its default is ``freeze=0``, so no separate ``freeze=0`` row); the same
+architecture from scratch; the loop of common PyTorch tutorials (new linear
+head, every layer trained with Adam 1e-3 and cross-entropy, batch 32, fixed
+epochs: ``_transfer.TutorialFineTune``) from the pretrained and from random
+weights; frozen embeddings + ``LogisticRegression`` (the extractor's default
+``layer`` and the final layer); ``freeze="all"``; and ``GridSearchCV`` over
+``freeze`` (inner 3-fold CV on the training labels). Every method sees the same
+splits and seeds. The hand-written loops run ``epochs = clip(5000 / n_train, 1,
+30)`` epochs; the library rows use its own ``max_epochs="auto"``.
 
-Run with ``./dev bench transfer_vs_scratch`` (measured: 27 CPU-minutes with one
-torch thread, 32 minutes wall on a 2-core machine shared with other jobs) or
-``./dev bench transfer_vs_scratch --quick`` (1 seed, small k, few epochs, 1000 test
-images for task 1, no anchor; 2 CPU-minutes, 3 minutes wall). On a busy machine
-``OMP_NUM_THREADS=1`` is several times faster than two threads fighting for the
-cores. Needs Fashion-MNIST: ``sudo apt-get install dataset-fashion-mnist``.
+Run with ``./dev bench transfer_vs_scratch`` (one process, all tasks), or one
+process per core and then a merge::
+
+    ./dev bench transfer_vs_scratch --tasks fashion
+    ./dev bench transfer_vs_scratch --tasks user_cnn,digits,lite0_fashion
+    ./dev bench transfer_vs_scratch --merge
+
+``--quick``: 1 seed, small k, a 1-epoch source, 1000 test images. Use
+``OMP_NUM_THREADS=1`` per process; two processes with two threads each on two
+cores run several times slower. Needs Fashion-MNIST: ``sudo apt-get install
+dataset-fashion-mnist``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import warnings
@@ -68,10 +78,12 @@ from _transfer import (
     CUSTOM_STD,
     FMNIST_MEAN,
     FMNIST_STD,
+    Lite0Tutorial,
     Task,
     TutorialFineTune,
     UserCNN,
     fashion_mnist_split,
+    lite0_imagenet_checkpoint,
     plot,
     pretrain_source,
     pretrain_user_cnn,
@@ -104,7 +116,6 @@ LABELS = {
     "lr": "PretrainedFeatureExtractor(backbone) + LogisticRegression",
     "lr_final": "PretrainedFeatureExtractor(layer=None) + LogisticRegression",
     "ft_all": 'FineTuneClassifier(freeze="all")',
-    "ft_0": "FineTuneClassifier(freeze=0)",
     "grid": 'GridSearchCV(FineTuneClassifier, freeze=[0, "all"], cv=3)',
 }
 
@@ -144,7 +155,6 @@ def methods(backbone, weights, scratch, tutorial, tutorial_scratch=None):
         "lr": extractor_lr,
         "lr_final": lambda seed, epochs: extractor_lr(seed, epochs, layer=None),
         "ft_all": lambda seed, epochs: finetune(seed, freeze="all"),
-        "ft_0": lambda seed, epochs: finetune(seed, freeze=0),
         "grid": lambda seed, epochs: GridSearchCV(
             finetune(seed), {"freeze": [0, "all"]}, cv=3
         ),
@@ -174,7 +184,7 @@ def fashion_task(source: dict, quick: bool) -> Task:
         y_pool=y_pool,
         X_test=X_test,
         y_test=y_test,
-        ks=(10, 50) if quick else (10, 50, 250, "all"),
+        ks=(10, 50) if quick else (10, 50, 250),
     )
     task.methods = methods(
         backbone=lambda: _pretrained_stages(5, checkpoint),
@@ -198,9 +208,9 @@ def fashion_task(source: dict, quick: bool) -> Task:
     return task
 
 
-def user_cnn_task(fashion: Task, user: dict) -> Task:
+def user_cnn_task(fashion: Task, user: dict, load: bool = True) -> Task:
     """The same target task from a user's own 3-block CNN (held-out kind)."""
-    state = load_file(user["checkpoint"])
+    state = load_file(user["checkpoint"]) if load else None
     task = replace(
         fashion,
         name="user_cnn",
@@ -232,17 +242,29 @@ def imagenet_task(fashion: Task) -> Task:
         fashion,
         name="lite0_fashion",
         title="ImageNet EfficientNet-Lite0 -> Fashion-MNIST classes 5-9",
+        # 64 px inputs through a 4M-parameter network: k=250 is too slow here.
+        ks=tuple(k for k in fashion.ks if k in (10, 50)),
     )
     task.methods = methods(
         backbone=lambda: "efficientnet_lite0",
         weights=None,
         scratch=lambda seed: {"backbone": "efficientnet_lite0", "weights": None},
-        tutorial=None,
+        # The tutorial feeds the size the library chooses for 28 px images.
+        tutorial=lambda seed, epochs: TutorialFineTune(
+            lite0_imagenet_checkpoint,
+            1000,
+            (0.5,),
+            (0.5,),
+            epochs=epochs,
+            seed=seed,
+            build=Lite0Tutorial,
+            size=64,
+        ),
     )
     task.methods = {
         name: make
         for name, make in task.methods.items()
-        if name in ("defaults", "lr", "lr_final", "ft_all", "ft_0")
+        if name in ("defaults", "tutorial", "lr", "lr_final", "ft_all")
     }
     return task
 
@@ -310,9 +332,19 @@ def anchor(epochs=4) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run, ~2-3 min")
+    parser.add_argument(
+        "--tasks",
+        help="comma-separated task names to run (default: all); the results go "
+        "to a part file that --merge combines, so tasks can run one per core",
+    )
+    parser.add_argument(
+        "--merge", action="store_true", help="combine the part files into one report"
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     name = NAME + ("_quick" if args.quick else "")
+    if args.merge:
+        return merge_parts(name)
     seeds = SEEDS[:1] if args.quick else SEEDS
     budget = (
         # Fewer than ~30 steps leave BatchNorm running statistics of a network
@@ -336,6 +368,15 @@ def main() -> None:
         digits_task(args.quick),
         imagenet_task(fashion),
     ]
+    if args.tasks:
+        wanted = args.tasks.split(",")
+        unknown = set(wanted) - {t.name for t in tasks}
+        if unknown:
+            sys.exit(
+                f"--tasks: unknown {sorted(unknown)}; choose from "
+                f"{[t.name for t in tasks]}"
+            )
+        tasks = [t for t in tasks if t.name in wanted]
     payload = {
         "hypothesis": __doc__.split("Hypothesis\n----------\n")[1].split("\n\n")[0],
         "quick": args.quick,
@@ -351,22 +392,81 @@ def main() -> None:
         records += run_task(task, seeds, budget)
         payload[f"seconds_{task.name}"] = round(time.perf_counter() - task_start, 1)
         payload[f"cpu_seconds_{task.name}"] = round(time.process_time() - cpu_task)
-    summary = summarise(records)
-    payload.update(records=records, summary=summary)
-    tables = [f"### {t.title}\n\n{results_table(summary, t, LABELS)}" for t in tasks]
-    if not args.quick:
-        write_results(name, payload)  # keep the tasks' results if the anchor fails
-        payload["anchor"] = anchor()
+    payload["tasks"] = [t.name for t in tasks]
+    payload["records"] = records
     # CPU time of this process: on a shared machine, wall time also counts the
     # time other processes held the cores; CPU time does not.
     payload["total_seconds"] = round(time.perf_counter() - start, 1)
     payload["total_cpu_seconds"] = round(time.process_time() - cpu_start, 1)
     payload["torch_threads"] = torch.get_num_threads()
+    if args.tasks:
+        write_results(f"{name}.part-{'+'.join(payload['tasks'])}", payload)
+        print(f"Wrote the part; combine parts with --merge{' --quick' * args.quick}")
+        return
+    if not args.quick:
+        payload["anchor"] = anchor()
+    report(name, payload, tasks)
+
+
+def all_tasks_for_report(quick: bool) -> list[Task]:
+    """The tasks' titles, budgets and method order, without loading models."""
+    source = {"checkpoint": None}
+    fashion = fashion_task(source, quick)
+    user = {"checkpoint": None}
+    return [
+        fashion,
+        user_cnn_task(fashion, user, load=False),
+        digits_task(quick),
+        imagenet_task(fashion),
+    ]
+
+
+def merge_parts(name: str) -> None:
+    """Combine ``<name>.part-*.json`` (one per process) into the report."""
+    parts = sorted(RESULTS_DIR.glob(f"{name}.part-*.json"))
+    if not parts:
+        sys.exit(f"No part files {RESULTS_DIR}/{name}.part-*.json; run --tasks first.")
+    docs = [json.loads(p.read_text()) for p in parts]
+    payload = {
+        k: v
+        for k, v in docs[0].items()
+        if not k.startswith(("seconds_", "cpu_seconds_"))
+    }
+    payload["records"] = [r for d in docs for r in d["records"]]
+    payload["tasks"] = [t for d in docs for t in d["tasks"]]
+    for d in docs:
+        payload.update(
+            {k: v for k, v in d.items() if k.startswith(("seconds_", "cpu_seconds_"))}
+        )
+    payload["parts"] = [
+        {
+            "file": p.name,
+            "tasks": d["tasks"],
+            "machine": d["machine"],
+            "total_seconds": d["total_seconds"],
+            "total_cpu_seconds": d["total_cpu_seconds"],
+        }
+        for p, d in zip(parts, docs)
+    ]
+    payload["total_seconds"] = max(d["total_seconds"] for d in docs)
+    payload["total_cpu_seconds"] = round(sum(d["total_cpu_seconds"] for d in docs), 1)
+    payload.pop("machine", None)
+    payload.pop("benchmark", None)
+    every = all_tasks_for_report(payload["quick"])
+    tasks = [t for t in every if t.name in payload["tasks"]]
+    report(name, payload, tasks)
+
+
+def report(name: str, payload: dict, tasks: list[Task]) -> None:
+    """Summary, JSON, Markdown and plot of one run's records."""
+    summary = summarise(payload["records"])
+    payload["summary"] = summary
+    tables = [f"### {t.title}\n\n{results_table(summary, t, LABELS)}" for t in tasks]
     write_results(name, payload)
     plot(summary, tasks, LABELS, RESULTS_DIR / f"{name}.png", {"fashion": 6000})
-    report = _markdown(tables, payload, args.quick)
-    (RESULTS_DIR / f"{name}.md").write_text(report)
-    print("\n" + report)
+    text = _markdown(tables, payload, payload["quick"])
+    (RESULTS_DIR / f"{name}.md").write_text(text)
+    print("\n" + text)
     print(f"Wrote {RESULTS_DIR / name}.{{json,md,png}}")
 
 
