@@ -9,6 +9,7 @@ import joblib
 import torch
 from torch import nn
 
+from ._adaptation import ADAPTATIONS, DomainDiscriminator, check_adaptation
 from ._inputs import get_modality, source_image_size
 from ._skorch_glue import SkorchGlue
 from ._training import run_training
@@ -146,6 +147,20 @@ class FineTuneClassifier(SkorchGlue):
         Memory budget of the cached outputs. Above it, fitting with ``cache`` set
         raises an error saying what it would need; without ``cache`` it warns and
         recomputes the frozen stages every epoch instead.
+    adaptation : {None, "coral", "dann"}, default=None
+        Unsupervised domain adaptation, with skada's conventions: ``fit(X, y,
+        sample_domain=...)`` where target rows (negative ``sample_domain``, or
+        ``y == -1`` when ``sample_domain`` is not given) have no labels. Each
+        batch then holds source and target rows, and the loss adds
+        ``adaptation_weight`` times an alignment term on the features the
+        head's last linear layer sees: "coral" (Deep CORAL, the distance of
+        their covariances) or "dann" (a domain classifier trained through a
+        gradient-reversal layer). Without target rows the fit is exactly the one
+        with None. With None, target rows given through ``sample_domain`` are
+        left out (source-only training).
+    adaptation_weight : float, default=1.0
+        Weight of the alignment term. Choose it without target labels, e.g.
+        with ``GridSearchCV`` and a skada scorer (see the user guide).
     device : str, default="auto"
         "auto" (CUDA, then MPS, then CPU, resolved in ``fit``), "cpu", "cuda",
         "cuda:N" or "mps".
@@ -246,6 +261,8 @@ class FineTuneClassifier(SkorchGlue):
         "cache": [str, os.PathLike, joblib.Memory, None],
         "cache_dtype": [StrOptions({"float32", "float16"})],
         "cache_max_bytes": [Interval(Integral, 0, None, closed="left"), None],
+        "adaptation": [StrOptions(set(ADAPTATIONS)), None],
+        "adaptation_weight": [Interval(Real, 0, None, closed="left")],
         "device": [str, torch.device],
         "autocast": ["boolean"],
         "random_state": ["random_state"],
@@ -287,6 +304,8 @@ class FineTuneClassifier(SkorchGlue):
         cache_max_bytes=4 * 2**30,
         device="auto",
         autocast=False,
+        adaptation=None,
+        adaptation_weight=1.0,
         random_state=None,
         verbose=None,
         optimizer=torch.optim.AdamW,
@@ -337,6 +356,8 @@ class FineTuneClassifier(SkorchGlue):
         self.cache_dtype = cache_dtype
         self.cache_max_bytes = cache_max_bytes
         self.autocast = autocast
+        self.adaptation = adaptation
+        self.adaptation_weight = adaptation_weight
         self.random_state = random_state
 
     # ------------------------------------------------------------ skorch hooks
@@ -369,10 +390,16 @@ class FineTuneClassifier(SkorchGlue):
             autocast=self.autocast,
         )
         self.n_frozen_ = n_frozen
+        self.domain_discriminator_ = None
+        if self.adaptation == "dann":
+            features = self.module_.head[-1].in_features
+            self.domain_discriminator_ = DomainDiscriminator(features).to(
+                self._resolved_device()
+            )
         return self
 
     # ------------------------------------------------------------- estimator
-    def fit(self, X, y, **fit_params):
+    def fit(self, X, y, sample_domain=None, **fit_params):
         """Fit the head (and the unfrozen stages) on inputs ``X``, labels ``y``.
 
         Parameters
@@ -381,7 +408,13 @@ class FineTuneClassifier(SkorchGlue):
             See :func:`sktransfer.as_image_source`; file paths are streamed.
             Text backbones take a list, tuple, 1-D array or Series of ``str``.
         y : array-like of shape (n_samples,)
-            Labels of any hashable type (strings too).
+            Labels of any hashable type (strings too); -1 on unlabelled target
+            rows of domain adaptation.
+        sample_domain : array-like of int of shape (n_samples,), default=None
+            skada's domain ids: non-negative for source rows, negative for
+            target rows (whose ``y`` must be -1). Only needed for domain
+            adaptation (``adaptation``); with ``adaptation`` set and no
+            ``sample_domain``, rows labelled -1 are the target rows.
 
         Returns
         -------
@@ -390,7 +423,9 @@ class FineTuneClassifier(SkorchGlue):
         continuing = self.warm_start and getattr(self, "initialized_", False)
         self._check_parameters()
         source = self._as_source(X)
-        y_encoded = self._encode_labels(y, len(source), refit=not continuing)
+        y_encoded, domains = self._encode_labels(
+            y, len(source), refit=not continuing, sample_domain=sample_domain
+        )
         if not continuing:
             self._input_size = source_image_size(source)
         self.device_ = resolve_device(self.device)
@@ -398,27 +433,40 @@ class FineTuneClassifier(SkorchGlue):
         with self._seeded():
             if not continuing:
                 self.initialize()
-            self._train(source, y_encoded, probe=not continuing, **fit_params)
+            self._check_adaptation()
+            self._train(source, y_encoded, domains, probe=not continuing, **fit_params)
         return self
 
-    def partial_fit(self, X, y=None, classes=None, **fit_params):
+    def partial_fit(self, X, y=None, classes=None, sample_domain=None, **fit_params):
         """Train ``max_epochs`` more epochs on ``X, y`` without re-initialising.
 
         The first call behaves like ``fit``; later calls keep the model, the
         optimiser state and ``classes_`` (labels outside ``classes_`` are
-        rejected).
+        rejected). ``sample_domain`` is as in :meth:`fit`.
         """
         if not getattr(self, "initialized_", False):
-            return self.fit(X, y, **fit_params)
+            return self.fit(X, y, sample_domain=sample_domain, **fit_params)
         check_width(self, X, reset=False)
         source = self._as_source(X)
-        y_encoded = self._encode_labels(y, len(source), refit=False)
+        y_encoded, domains = self._encode_labels(
+            y, len(source), refit=False, sample_domain=sample_domain
+        )
         with self._seeded():
-            self._train(source, y_encoded, probe=False, **fit_params)
+            self._train(source, y_encoded, domains, probe=False, **fit_params)
         return self
 
-    def _train(self, source, y_encoded, *, probe: bool, **fit_params) -> None:
-        run_training(self, source, y_encoded, probe=probe, **fit_params)
+    def _train(self, source, y_encoded, domains, *, probe: bool, **fit_params):
+        run_training(
+            self, source, y_encoded, probe=probe, domains=domains, **fit_params
+        )
+
+    def _check_adaptation(self) -> None:
+        backbone = self.module_.backbone
+        check_adaptation(
+            self.adaptation,
+            all_frozen=not any(p.requires_grad for p in backbone.parameters()),
+            linear_head=not self.head_hidden,
+        )
 
     def _as_source(self, X):
         modality = get_modality(backbone_modality(self.backbone))

@@ -66,9 +66,15 @@ def stage_lr_scales(n_stages: int, layer_decay: float | None) -> list[float]:
 
 
 def planned_steps(net, X) -> int:
-    """Optimiser steps the run about to start will take: epochs x batches."""
-    batches = math.ceil(len(X) / net.batch_size) if X is not None else 1
-    return max(1, net.n_epochs_ * batches)
+    """Optimiser steps the run about to start will take: epochs x batches.
+
+    With domain adaptation an epoch is one pass over the source rows only.
+    """
+    if X is None:
+        return max(1, net.n_epochs_)
+    target = getattr(net, "_target_rows_", None)
+    rows = len(X) - (int(target.sum()) if target is not None else 0)
+    return max(1, net.n_epochs_ * math.ceil(rows / net.batch_size))
 
 
 class StepSchedule(Callback):

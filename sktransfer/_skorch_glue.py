@@ -23,6 +23,14 @@ from skorch.callbacks import EarlyStopping, EpochScoring
 from torch import nn
 from torch.utils.data import Dataset, Subset
 
+from ._adaptation import (
+    MASKED_LABEL,
+    DomainBatches,
+    Domains,
+    coral_loss,
+    resolve_domains,
+    reversal_strength,
+)
 from ._inputs import SourceDataset, collate_samples
 from ._labels import check_labels, encode_labels, fit_classes
 from ._recipe import StepSchedule, WeightAveraging, stage_lr_scales
@@ -129,6 +137,9 @@ class SkorchGlue(NeuralNetClassifier):
         # The last trainable stage learns at backbone_lr, earlier ones slower.
         scales = stage_lr_scales(len(trainable), self.layer_decay)
         groups = [{"params": list(module.head.parameters()), "lr": self.lr}]
+        discriminator = getattr(self, "domain_discriminator_", None)
+        if discriminator is not None:  # DANN's domain classifier learns as the head
+            groups.append({"params": list(discriminator.parameters()), "lr": self.lr})
         for params, scale in zip(trainable, scales, strict=True):
             groups.append({"params": params, "lr": self._backbone_lr() * scale})
         _, kwargs = self.get_params_for_optimizer("optimizer", [])
@@ -147,16 +158,54 @@ class SkorchGlue(NeuralNetClassifier):
         kwargs.setdefault("batch_size", self.batch_size)
         if kwargs["batch_size"] == -1:
             kwargs["batch_size"] = len(dataset)
+        target = getattr(self, "_target_rows_", None)
+        if training and target is not None:
+            # Domain adaptation: every batch holds source and target rows.
+            return torch.utils.data.DataLoader(
+                dataset,
+                batch_sampler=DomainBatches(target, kwargs["batch_size"]),
+                collate_fn=kwargs["collate_fn"],
+                num_workers=kwargs.get("num_workers", 0),
+            )
         iterator = self.iterator_train if training else self.iterator_valid
         return iterator(dataset, **kwargs)
 
+    def _adapting(self) -> bool:
+        target = getattr(self, "_target_rows_", None)
+        return self.module_.training and target is not None
+
     def infer(self, x, **fit_params):
         # The module (a BackboneRuntime) moves batches to its own device.
+        if self._adapting():
+            return self.module_.logits_and_features(x, **fit_params)
         return self.module_(x, **fit_params)
 
     def get_loss(self, y_pred, y_true, *args, **kwargs):
+        if isinstance(y_pred, tuple):  # domain adaptation: (logits, features)
+            return self._adaptation_loss(*y_pred, y_true)
         y_true = to_device(torch.as_tensor(y_true), y_pred.device)
         return self.criterion_(y_pred.float(), y_true)
+
+    def _adaptation_loss(self, logits, features, y_true) -> torch.Tensor:
+        """Source cross-entropy plus ``adaptation_weight`` x the alignment term."""
+        y_true = to_device(torch.as_tensor(y_true), logits.device)
+        source = y_true >= 0
+        loss = self.criterion_(logits[source].float(), y_true[source])
+        target = ~source
+        if source.sum() < 2 or target.sum() < 2:
+            return loss  # covariances need two rows of each domain
+        if self.adaptation == "coral":
+            align = coral_loss(features[source], features[target])
+        else:
+            self._adaptation_step_ = getattr(self, "_adaptation_step_", 0) + 1
+            progress = self._adaptation_step_ / self._adaptation_total_
+            domain_logits = self.domain_discriminator_(
+                features, reversal_strength(progress)
+            )
+            align = nn.functional.binary_cross_entropy_with_logits(
+                domain_logits, target.float()
+            )
+        return loss + self.adaptation_weight * align
 
     def load_params(self, *args, **kwargs):
         # skorch maps loaded tensors to ``device``; "auto" is not a torch device,
@@ -209,18 +258,29 @@ class SkorchGlue(NeuralNetClassifier):
         )
         check_backbone_argument(self.backbone, self.weights)
 
-    def _encode_labels(self, y, n_samples: int, *, refit: bool) -> np.ndarray:
+    def _encode_labels(
+        self, y, n_samples: int, *, refit: bool, sample_domain=None
+    ) -> tuple[np.ndarray, Domains]:
+        """Encoded labels (-1 on target rows) and the rows' domains."""
         y = check_labels(y, n_samples, estimator=type(self).__name__)
+        domains = resolve_domains(y, sample_domain, self.adaptation)
+        labelled = y[domains.source]
         if refit:
-            self.classes_inferred_ = fit_classes(y)
-        self._y_encoded_ = encode_labels(y, self.classes_)
-        return self._y_encoded_
+            self.classes_inferred_ = fit_classes(labelled)
+        self._y_encoded_ = encode_labels(labelled, self.classes_)
+        encoded = np.full(len(y), MASKED_LABEL, dtype=np.int64)
+        encoded[domains.source] = self._y_encoded_
+        return encoded, domains
 
     def _seed(self):
         return seed_of(self.random_state)
 
-    def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, shape (n_samples, n_classes), rows sum to 1."""
+    def predict_proba(self, X, sample_domain=None) -> np.ndarray:
+        """Class probabilities, shape (n_samples, n_classes), rows sum to 1.
+
+        ``sample_domain`` is accepted (skada's scorers pass it) and ignored:
+        predictions need no domain information.
+        """
         dataset = self._inference_dataset(X)
         source = getattr(dataset, "source", None)
         order = source.inference_order() if source is not None else None
@@ -236,8 +296,11 @@ class SkorchGlue(NeuralNetClassifier):
         out[order] = proba
         return out
 
-    def predict(self, X) -> np.ndarray:
-        """Predicted labels, of the same type as the labels given to ``fit``."""
+    def predict(self, X, sample_domain=None) -> np.ndarray:
+        """Predicted labels, of the same type as the labels given to ``fit``.
+
+        ``sample_domain`` is accepted for skada's pipelines and ignored.
+        """
         proba = self.predict_proba(X)
         return self.classes_[proba.argmax(axis=1)]
 

@@ -20,10 +20,11 @@ from sklearn.utils import compute_class_weight
 from skorch import NeuralNet
 from torch.utils.data import Dataset, Subset
 
+from ._adaptation import Domains
 from ._cache import FrozenOutputs, as_memory, frozen_outputs, outputs_dataset
 from ._inputs import SourceDataset
 from ._probe import fit_linear_probe
-from ._recipe import auto_epochs, recalibrate_batchnorm
+from ._recipe import auto_epochs, planned_steps, recalibrate_batchnorm
 from .exceptions import CacheTooLargeError
 
 __all__ = [
@@ -70,15 +71,26 @@ def seed_of(random_state) -> int | None:
     return int(random_state)
 
 
-def plan_training(clf, source, y_encoded: np.ndarray, *, probe: bool) -> TrainingPlan:
+def plan_training(
+    clf, source, y_encoded: np.ndarray, *, probe: bool, domains: Domains | None = None
+) -> TrainingPlan:
     """Prepare the data of one training call of the classifier ``clf``.
 
     With ``probe=True`` (a fresh fit), a pretrained backbone and a linear head,
     the head is first set to the logistic-regression optimum on the frozen
-    embeddings of the training rows.
+    embeddings of the training rows. ``domains`` (domain adaptation) says which
+    rows are unlabelled target rows (``y_encoded`` -1): they are trained on,
+    next to the source rows, only when ``clf.adaptation`` is set.
     """
     module = clf.module_
-    train_index, valid_index = _split(clf, y_encoded)
+    labelled = np.ones(len(y_encoded), bool) if domains is None else domains.source
+    train_index, valid_index = _split(clf, y_encoded, np.flatnonzero(labelled))
+    adapting = domains is not None and domains.has_target and clf.adaptation
+    clf._target_rows_ = None
+    if adapting:
+        # Every target row is trained on (aligned), none is held out.
+        train_index = np.concatenate([train_index, np.flatnonzero(domains.target)])
+        clf._target_rows_ = domains.target[train_index]
     outputs = None
     if clf.cache_frozen and clf.n_frozen_ > 0 and not clf.augment:
         outputs = _frozen_outputs(clf, source)
@@ -107,26 +119,33 @@ def plan_training(clf, source, y_encoded: np.ndarray, *, probe: bool) -> Trainin
     return plan
 
 
-def run_training(clf, source, y_encoded, *, probe: bool, **fit_params) -> None:
+def run_training(
+    clf, source, y_encoded, *, probe: bool, domains: Domains | None = None, **fit_params
+) -> None:
     """One ``fit``/``partial_fit`` of ``clf``: plan, train the steps, finish.
 
     Sets ``used_cache_``, ``cache_nbytes_``, ``cache_hit_`` and ``n_epochs_``
     (``max_epochs`` resolved; 0 when the probe already is the optimum).
     """
-    plan = plan_training(clf, source, y_encoded, probe=probe)
+    plan = plan_training(clf, source, y_encoded, probe=probe, domains=domains)
     clf.used_cache_ = plan.outputs is not None
     clf.cache_nbytes_ = plan.outputs.nbytes if plan.outputs else 0
     clf.cache_hit_ = bool(plan.outputs and plan.outputs.from_disk)
+    target = clf._target_rows_
+    n_labelled = len(plan.train) - (int(target.sum()) if target is not None else 0)
     clf.n_epochs_ = (
-        auto_epochs(len(plan.train), clf.batch_size)
+        auto_epochs(n_labelled, clf.batch_size)
         if clf.max_epochs == "auto"
         else int(clf.max_epochs)
     )
     if plan.done:
         clf.n_epochs_ = 0
+        clf._target_rows_ = None
         return
     clf._valid_dataset_ = plan.valid
     clf.module_.start_stage = plan.start
+    clf._adaptation_step_ = 0  # DANN's reversal strength follows progress
+    clf._adaptation_total_ = planned_steps(clf, plan.train)
     try:
         with clf._progress():
             NeuralNet.partial_fit(
@@ -135,6 +154,7 @@ def run_training(clf, source, y_encoded, *, probe: bool, **fit_params) -> None:
     finally:
         clf.module_.start_stage = 0
         clf._valid_dataset_ = None
+        clf._target_rows_ = None
     if clf.recalibrate_bn and clf.n_epochs_ > 0:
         recalibrate_batchnorm(
             clf.module_,
@@ -156,11 +176,12 @@ def criterion_weight(class_weight, classes, y_encoded) -> torch.Tensor | None:
     return torch.as_tensor(values, dtype=torch.float32)
 
 
-def _split(clf, y_encoded):
-    indices = np.arange(len(y_encoded))
+def _split(clf, y_encoded, indices):
+    """Training and validation rows among the labelled ``indices``."""
     if not clf.early_stopping:
         return indices, None
-    stratify = y_encoded if np.bincount(y_encoded).min() >= 2 else None
+    labels = y_encoded[indices]
+    stratify = labels if np.bincount(labels).min() >= 2 else None
     return train_test_split(
         indices,
         test_size=clf.validation_fraction,
@@ -196,6 +217,8 @@ def _fit_probe(clf, plan: TrainingPlan, labels: np.ndarray) -> None:
     loader = torch.utils.data.DataLoader(plan.train, batch_size=max(clf.batch_size, 64))
     embeddings = [module.embed(batch, start=plan.start).cpu() for batch, _ in loader]
     features = torch.cat(embeddings).double().numpy()
+    labelled = labels >= 0  # target rows of domain adaptation carry -1
+    features, labels = features[labelled], labels[labelled]
     class_weight = clf.class_weight
     if isinstance(class_weight, dict):
         class_weight = {

@@ -162,6 +162,16 @@ class TransferNet(BackboneRuntime):
         with self.precision():
             return self.head(embedding)
 
+    def logits_and_features(self, x) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and the features the head's last linear layer sees.
+
+        Domain adaptation aligns those features between source and target.
+        """
+        embedding = self.embed(x, start=self.start_stage)
+        with self.precision():
+            features = self.head[:-1](embedding)
+            return self.head[-1](features), features
+
 
 def shifted_views(x: torch.Tensor, fraction: float = 0.0625) -> list[torch.Tensor]:
     """Copies of a raw image batch shifted by ``fraction`` of its size, 4 ways.

@@ -159,7 +159,28 @@ def _embedding_defaults(doc: dict) -> str:
     )
 
 
+def _domain_adaptation(doc: dict) -> str:
+    def cell(r):
+        text = f"{r['target_mean']:.3f} ± {r['target_std']:.3f}"
+        if "gap_recovered" in r:
+            text += f" ({100 * r['gap_recovered']:.0f}% of the gap)"
+        return text
+
+    intro = (
+        f"Target test accuracy, mean ± std over {len(doc['seeds'])} seeds; in "
+        "brackets, the share of the source-only -> oracle gap recovered. "
+        f"{doc['n_images']} source, {doc['n_images']} unlabelled target and "
+        f"{doc['n_images']} test images per seed; max_epochs={doc['max_epochs']}."
+    )
+    rows = [{**r, "column": r["shift"]} for r in doc["summary"]]
+    names = doc["methods"]
+    return _hypothesis_and_pivot(
+        doc, intro, rows, lambda r: names.get(r["method"], r["method"]), cell
+    )
+
+
 LAYOUTS = {
+    "domain_adaptation": _domain_adaptation,
     "embedding_defaults": _embedding_defaults,
     "recipe_ablation": _recipe_ablation,
     "transfer_vs_scratch": _transfer_vs_scratch,

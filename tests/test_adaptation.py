@@ -1,0 +1,170 @@
+"""Domain adaptation with skada's conventions: extractor pipelines, Deep CORAL, DANN."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sklearn
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+
+from sktransfer import PretrainedFeatureExtractor
+from sktransfer._adaptation import DomainBatches, coral_loss, resolve_domains
+from sktransfer.datasets import blend_with_photos
+
+skada = pytest.importorskip("skada")
+
+
+@pytest.fixture(scope="module")
+def shifted_digits(digits):
+    """Source: 200 digits; target: 200 other digits blended into photo crops."""
+    X, y = digits
+    X_source, y_source = X[:200], y[:200]
+    X_target = blend_with_photos(X[200:400], random_state=0)
+    # One colour layout for both domains: the source as grey RGB.
+    X_source = np.repeat((X_source * 255).astype(np.uint8)[..., None], 3, axis=3)
+    X_all = np.concatenate([X_source, X_target])
+    y_masked = np.concatenate([y_source, np.full(200, -1)])
+    domain = np.concatenate([np.ones(200, int), -np.ones(200, int)])
+    return X_all, y_masked, domain, y[200:400]
+
+
+def test_extractor_runs_inside_a_skada_pipeline(shifted_digits):
+    from skada import CORALAdapter, make_da_pipeline
+
+    X, y, domain, y_target = shifted_digits
+    pipe = make_da_pipeline(
+        PretrainedFeatureExtractor("fmnist_resnet", device="cpu"),
+        CORALAdapter(),
+        LogisticRegression(max_iter=2000),
+    )
+    pipe.fit(X, y.copy(), sample_domain=domain)
+    target = domain < 0
+    predicted = pipe.predict(X[target], sample_domain=domain[target])
+    assert predicted.shape == (200,)
+    assert set(predicted) <= set(range(10))
+    # The source rows are learnt: far above chance on them.
+    assert np.mean(pipe.predict(X[~target]) == y[~target]) > 0.8
+
+
+@pytest.mark.parametrize("adaptation", ["coral", "dann"])
+def test_no_target_rows_gives_exactly_the_plain_fit(
+    make_classifier, few_digits, adaptation
+):
+    X, y = few_digits
+    plain = make_classifier().fit(X, y)
+    adapted = make_classifier(adaptation=adaptation).fit(X, y)
+    np.testing.assert_array_equal(plain.predict_proba(X), adapted.predict_proba(X))
+
+
+def test_sample_domain_is_inferred_from_masked_labels(make_classifier, shifted_digits):
+    X, y, domain, _ = shifted_digits
+    explicit = make_classifier(adaptation="coral", max_epochs=1)
+    explicit.fit(X, y, sample_domain=domain)
+    inferred = make_classifier(adaptation="coral", max_epochs=1).fit(X, y)
+    np.testing.assert_allclose(
+        explicit.predict_proba(X[:20]), inferred.predict_proba(X[:20]), atol=1e-6
+    )
+    assert list(inferred.classes_) == list(range(10))  # -1 is not a class
+
+
+def test_without_adaptation_target_rows_are_left_out(make_classifier, shifted_digits):
+    X, y, domain, _ = shifted_digits
+    source = domain > 0
+    with_target = make_classifier().fit(X, y, sample_domain=domain)
+    source_only = make_classifier().fit(X[source], y[source])
+    np.testing.assert_array_equal(
+        with_target.predict_proba(X[:20]), source_only.predict_proba(X[:20])
+    )
+
+
+@pytest.mark.parametrize("adaptation", ["coral", "dann"])
+def test_adaptation_changes_the_fit_and_keeps_the_frozen_cache(
+    make_classifier, shifted_digits, adaptation
+):
+    X, y, domain, _ = shifted_digits
+    plain = make_classifier(freeze=2, max_epochs=1).fit(X, y, sample_domain=domain)
+    adapted = make_classifier(freeze=2, max_epochs=1, adaptation=adaptation)
+    adapted.fit(X, y, sample_domain=domain)
+    assert adapted.used_cache_ and plain.used_cache_
+    assert not np.allclose(plain.predict_proba(X[:20]), adapted.predict_proba(X[:20]))
+    # An epoch is one pass over the source rows, with or without adaptation.
+    assert len(adapted.history[-1]["batches"]) == len(plain.history[-1]["batches"])
+    # Predictions need no domain; skada's scorers pass one anyway.
+    np.testing.assert_array_equal(
+        adapted.predict(X[:5]), adapted.predict(X[:5], sample_domain=domain[:5])
+    )
+
+
+def test_batches_hold_both_domains_and_cover_the_source_once():
+    target = np.array([False] * 10 + [True] * 3)
+    batches = list(DomainBatches(target, batch_size=4))
+    assert len(batches) == 3
+    source_seen = [i for batch in batches for i in batch if i < 10]
+    assert sorted(source_seen) == list(range(10))
+    for batch in batches:
+        n_source = sum(i < 10 for i in batch)
+        assert sum(i >= 10 for i in batch) == n_source  # as many target rows
+
+
+def test_coral_loss_is_zero_for_equal_covariances_and_grows_with_shift():
+    import torch
+
+    x = torch.randn(256, 4)
+    assert float(coral_loss(x, x + 5.0)) == pytest.approx(0.0, abs=1e-6)
+    assert float(coral_loss(x, 2 * x)) > float(coral_loss(x, 1.1 * x)) > 0
+
+
+@pytest.mark.parametrize(
+    ("y", "domain", "message"),
+    [
+        ([0, 1, 2, 3], [1, 1, -1, -1], "labels on 2 target rows"),
+        ([0, 1, -1, -1], [1, 1, 1, -1], "marks as source"),
+        ([-1, -1], None, "labelled source rows"),
+        ([0, 1, -1], [1, -1], "one integer domain id per row"),
+    ],
+)
+def test_bad_domains_are_refused_with_the_reason(y, domain, message):
+    with pytest.raises(ValueError, match=message):
+        resolve_domains(np.asarray(y), domain, "coral")
+
+
+def test_bad_domains_are_refused_before_training(make_classifier, few_digits):
+    X, y = few_digits
+    clf = make_classifier(adaptation="coral")
+    with pytest.raises(ValueError, match="target rows"):
+        clf.fit(X, y, sample_domain=np.where(np.arange(len(y)) < 50, 1, -1))
+    assert not hasattr(clf, "history_") or not clf.history_
+
+
+def test_adaptation_of_a_convex_head_is_explained(make_classifier, shifted_digits):
+    X, y, domain, _ = shifted_digits
+    clf = make_classifier(freeze="all", adaptation="coral")
+    with pytest.raises(ValueError, match="convex logistic regression"):
+        clf.fit(X, y, sample_domain=domain)
+    # A hidden head layer gives the alignment something to train.
+    make_classifier(freeze="all", adaptation="coral", head_hidden=(32,)).fit(
+        X, y, sample_domain=domain
+    )
+
+
+def test_adaptation_weight_is_chosen_by_grid_search_with_a_skada_scorer(
+    make_classifier, shifted_digits
+):
+    from skada.metrics import PredictionEntropyScorer
+    from skada.model_selection import SourceTargetShuffleSplit
+
+    X, y, domain, _ = shifted_digits
+    with sklearn.config_context(enable_metadata_routing=True):
+        clf = make_classifier(adaptation="coral", max_epochs=1, freeze=3)
+        clf.set_fit_request(sample_domain=True)
+        search = GridSearchCV(
+            clf,
+            {"adaptation_weight": [0.1, 10.0]},
+            scoring=PredictionEntropyScorer(),
+            cv=SourceTargetShuffleSplit(n_splits=2, random_state=0),
+            error_score="raise",
+        )
+        search.fit(X, y, sample_domain=domain)
+    assert search.best_params_["adaptation_weight"] in (0.1, 10.0)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
