@@ -68,7 +68,7 @@ from safetensors.torch import load_file
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, RepeatedStratifiedKFold
 from sklearn.pipeline import Pipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -117,6 +117,7 @@ LABELS = {
     "lr_final": "PretrainedFeatureExtractor(layer=None) + LogisticRegression",
     "ft_all": 'FineTuneClassifier(freeze="all")',
     "grid": 'GridSearchCV(FineTuneClassifier, freeze=[0, "all"], cv=3)',
+    "grid_repeated": "the same, cv=RepeatedStratifiedKFold(5 folds x 2)",
 }
 
 
@@ -157,6 +158,13 @@ def methods(backbone, weights, scratch, tutorial, tutorial_scratch=None):
         "ft_all": lambda seed, epochs: finetune(seed, freeze="all"),
         "grid": lambda seed, epochs: GridSearchCV(
             finetune(seed), {"freeze": [0, "all"]}, cv=3
+        ),
+        # The small-data recipe of the user guide: 5 folds, repeated twice, so
+        # every image is scored twice and no fold has 3 images per class.
+        "grid_repeated": lambda seed, epochs: GridSearchCV(
+            finetune(seed),
+            {"freeze": [0, "all"]},
+            cv=RepeatedStratifiedKFold(n_splits=5, n_repeats=2, random_state=seed),
         ),
     }
 
@@ -338,6 +346,14 @@ def main() -> None:
         "to a part file that --merge combines, so tasks can run one per core",
     )
     parser.add_argument(
+        "--methods",
+        help="comma-separated methods to run (default: all but "
+        "grid_repeated, which runs only when named)",
+    )
+    parser.add_argument(
+        "--ks", help="comma-separated label budgets to run (default: each task's)"
+    )
+    parser.add_argument(
         "--merge", action="store_true", help="combine the part files into one report"
     )
     args = parser.parse_args()
@@ -377,6 +393,15 @@ def main() -> None:
                 f"{[t.name for t in tasks]}"
             )
         tasks = [t for t in tasks if t.name in wanted]
+    methods = args.methods.split(",") if args.methods else None
+    for task in tasks:
+        task.methods = {
+            name: make
+            for name, make in task.methods.items()
+            if (name in methods if methods else name != "grid_repeated")
+        }
+        if args.ks:
+            task.ks = tuple(k for k in task.ks if str(k) in args.ks.split(","))
     payload = {
         "hypothesis": __doc__.split("Hypothesis\n----------\n")[1].split("\n\n")[0],
         "quick": args.quick,
@@ -400,7 +425,8 @@ def main() -> None:
     payload["total_cpu_seconds"] = round(time.process_time() - cpu_start, 1)
     payload["torch_threads"] = torch.get_num_threads()
     if args.tasks:
-        write_results(f"{name}.part-{'+'.join(payload['tasks'])}", payload)
+        part = "+".join(payload["tasks"]) + (f"-{args.methods}" if methods else "")
+        write_results(f"{name}.part-{part.replace(',', '+')}", payload)
         print(f"Wrote the part; combine parts with --merge{' --quick' * args.quick}")
         return
     if not args.quick:

@@ -7,15 +7,14 @@ carry the masked label ``-1``. Without ``sample_domain``, rows labelled ``-1``
 are the target rows (skada infers the domains the same way).
 
 Training then draws every batch from both domains (:class:`DomainBatches`) and
-adds an alignment term to the source cross-entropy, computed on the features
-the head's last linear layer sees:
+adds an alignment term to the source cross-entropy:
 
-* ``"coral"``: Deep CORAL (Sun & Saenko, 2016), the squared Frobenius distance
-  between source and target feature covariances over ``4 d**2``, as in skada's
-  ``deepcoral_loss``;
-* ``"dann"``: a domain classifier behind a gradient-reversal layer (Ganin et al.,
-  2016), whose strength ramps up as ``2 / (1 + exp(-10 p)) - 1`` over training
-  progress ``p``.
+* ``"coral"``: Deep CORAL (Sun & Saenko, 2016) on the head's outputs (the class
+  scores, the paper's fc8): the squared Frobenius distance between source and
+  target covariances over ``4 d**2``, as in skada's ``deepcoral_loss``;
+* ``"dann"``: a domain classifier on the features the head's last linear layer
+  sees, behind a gradient-reversal layer (Ganin et al., 2016), whose strength
+  ramps up as ``2 / (1 + exp(-10 p)) - 1`` over training progress ``p``.
 
 Nothing here runs when there are no target rows: the fit is then exactly the
 one without adaptation.
@@ -142,12 +141,12 @@ def check_adaptation(adaptation, *, all_frozen: bool, linear_head: bool) -> None
     """Refuse an adaptation that could not change anything, before training."""
     if adaptation is not None and all_frozen and linear_head:
         raise ValueError(
-            f"adaptation={adaptation!r} aligns the features the head's linear "
-            "layer sees, but with freeze='all' and a linear head those features "
-            "are the frozen backbone's, fixed: the problem stays a convex "
-            "logistic regression and the alignment term has no gradient. Train "
-            "some stages (freeze=0 or a smaller int), add a hidden head layer "
-            "(head_hidden=(256,)), or align frozen features with skada: "
+            f"adaptation={adaptation!r} adapts the network while it trains, but "
+            "with freeze='all' and a linear head nothing in it adapts: the "
+            "backbone is frozen and the head is a convex logistic regression on "
+            "those fixed features, solved exactly. Train some stages (freeze=0 or "
+            "a smaller int), add a hidden head layer (head_hidden=(256,)), or "
+            "align the frozen features themselves with skada: "
             "make_da_pipeline(PretrainedFeatureExtractor(...), CORALAdapter(), "
             "LogisticRegression())."
         )

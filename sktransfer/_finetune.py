@@ -152,11 +152,12 @@ class FineTuneClassifier(SkorchGlue):
         sample_domain=...)`` where target rows (negative ``sample_domain``, or
         ``y == -1`` when ``sample_domain`` is not given) have no labels. Each
         batch then holds source and target rows, and the loss adds
-        ``adaptation_weight`` times an alignment term on the features the
-        head's last linear layer sees: "coral" (Deep CORAL, the distance of
-        their covariances) or "dann" (a domain classifier trained through a
-        gradient-reversal layer). Without target rows the fit is exactly the one
-        with None. With None, target rows given through ``sample_domain`` are
+        ``adaptation_weight`` times an alignment term: "coral" (Deep CORAL, the
+        distance between the covariances of source and target class scores) or
+        "dann" (a domain classifier on the head's input features, trained
+        through a gradient-reversal layer). Without target rows the fit is
+        exactly the one with None. With None, target rows given through
+        ``sample_domain`` are
         left out (source-only training).
     adaptation_weight : float, default=1.0
         Weight of the alignment term. Choose it without target labels, e.g.

@@ -165,7 +165,8 @@ class TransferNet(BackboneRuntime):
     def logits_and_features(self, x) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and the features the head's last linear layer sees.
 
-        Domain adaptation aligns those features between source and target.
+        Domain adaptation aligns them (DANN) or the logits (Deep CORAL) between
+        source and target.
         """
         embedding = self.embed(x, start=self.start_stage)
         with self.precision():
