@@ -459,11 +459,11 @@ def merge_parts(name: str) -> None:
         if not k.startswith(("seconds_", "cpu_seconds_"))
     }
     payload["records"] = [r for d in docs for r in d["records"]]
-    payload["tasks"] = [t for d in docs for t in d["tasks"]]
-    for d in docs:
-        payload.update(
-            {k: v for k, v in d.items() if k.startswith(("seconds_", "cpu_seconds_"))}
-        )
+    payload["tasks"] = list(dict.fromkeys(t for d in docs for t in d["tasks"]))
+    for d in docs:  # time per task, summed over the parts that ran it
+        for key, value in d.items():
+            if key.startswith(("seconds_", "cpu_seconds_")):
+                payload[key] = round(payload.get(key, 0) + value, 1)
     payload["parts"] = [
         {
             "file": p.name,
@@ -480,6 +480,17 @@ def merge_parts(name: str) -> None:
     payload.pop("benchmark", None)
     every = all_tasks_for_report(payload["quick"])
     tasks = [t for t in every if t.name in payload["tasks"]]
+    # Records in report order: task, label budget, method, seed.
+    task_order = [t.name for t in every]
+    method_order = list(LABELS)
+    payload["records"].sort(
+        key=lambda r: (
+            task_order.index(r["task"]),
+            str(r["k"]).zfill(6),
+            method_order.index(r["method"]),
+            r["seed"],
+        )
+    )
     report(name, payload, tasks)
 
 
@@ -499,12 +510,13 @@ def report(name: str, payload: dict, tasks: list[Task]) -> None:
 def _markdown(tables, payload, quick) -> str:
     source = payload["source_backbone"]
     lines = [
-        f"Test accuracy, mean ± std over {len(payload['seeds'])} seed(s) (k=all: one "
-        "seed), and mean wall time of one fit (CPU, torch threads: "
-        f"{torch.get_num_threads()}); best per "
-        "column in bold. Every method uses the same splits; full-network fits see "
-        f"about {payload['epoch_budget']['images_per_fit']} images (at most "
-        f"{payload['epoch_budget']['max_epochs']} epochs). Source backbone for "
+        f"Test accuracy, mean ± std over {len(payload['seeds'])} seed(s), and "
+        "mean wall time of one fit (CPU, torch threads: "
+        f"{payload['torch_threads']}); best per column in bold. Every method uses "
+        "the same splits; the hand-written loops see about "
+        f"{payload['epoch_budget']['images_per_fit']} images per fit (at most "
+        f"{payload['epoch_budget']['max_epochs']} epochs), the library rows use "
+        "their own max_epochs='auto'. Source backbone for "
         f"Fashion-MNIST: {source['recipe']}; test accuracy on classes 0-4 "
         f"{source['test_accuracy_source_classes']}.",
         "",
