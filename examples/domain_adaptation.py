@@ -1,6 +1,6 @@
 """
 Domain adaptation: labelled clean images, unlabelled photo-blended ones
-======================================================================
+=======================================================================
 
 A classifier trained on clean grey digits is deployed on digits blended into
 photo crops (the MNIST-M recipe, :func:`sktransfer.datasets.blend_with_photos`).
