@@ -74,6 +74,8 @@ VARIANTS = {
     "recalibrate_bn=True": {"recalibrate_bn": True},
     "augment='crop'": {"augment": "crop"},
     "tta=True": {"tta": True},
+    "schedule=None (constant lr)": {"schedule": None},
+    "backbone_lr=3e-3 (= lr)": {"backbone_lr": 3e-3},
     "freeze=2": {"freeze": 2},
     "freeze='all'": {"freeze": "all"},
 }

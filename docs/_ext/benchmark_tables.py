@@ -183,6 +183,7 @@ LAYOUTS = {
     "domain_adaptation": _domain_adaptation,
     "embedding_defaults": _embedding_defaults,
     "recipe_ablation": _recipe_ablation,
+    "recipe_ablation_schedule": _recipe_ablation,
     "transfer_vs_scratch": _transfer_vs_scratch,
     "imagenet_features": _imagenet_features,
     "small_image_size": _small_image_size,
