@@ -426,6 +426,7 @@ def main() -> None:
     payload["torch_threads"] = torch.get_num_threads()
     if args.tasks:
         part = "+".join(payload["tasks"]) + (f"-{args.methods}" if methods else "")
+        part += f"-k{args.ks}" if args.ks else ""
         write_results(f"{name}.part-{part.replace(',', '+')}", payload)
         print(f"Wrote the part; combine parts with --merge{' --quick' * args.quick}")
         return
@@ -453,12 +454,19 @@ def merge_parts(name: str) -> None:
     if not parts:
         sys.exit(f"No part files {RESULTS_DIR}/{name}.part-*.json; run --tasks first.")
     docs = [json.loads(p.read_text()) for p in parts]
+    # A record measured again in a newer part replaces the older one.
+    order = sorted(range(len(docs)), key=lambda i: docs[i]["machine"]["date"])
+    parts, docs = [parts[i] for i in order], [docs[i] for i in order]
+    newest = {}
+    for d in docs:
+        for r in d["records"]:
+            newest[(r["task"], r["method"], str(r["k"]), r["seed"])] = r
     payload = {
         k: v
         for k, v in docs[0].items()
         if not k.startswith(("seconds_", "cpu_seconds_"))
     }
-    payload["records"] = [r for d in docs for r in d["records"]]
+    payload["records"] = list(newest.values())
     payload["tasks"] = list(dict.fromkeys(t for d in docs for t in d["tasks"]))
     for d in docs:  # time per task, summed over the parts that ran it
         for key, value in d.items():

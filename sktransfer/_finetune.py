@@ -79,11 +79,10 @@ class FineTuneClassifier(SkorchGlue):
     lr : float, default=3e-3
         Learning rate of the head (AdamW by default).
     backbone_lr : float or None, default=None
-        Learning rate of the unfrozen backbone stages. None uses ``lr / 3`` for
-        pretrained weights (and custom modules), the backbone's own
-        recommendation where it has one (``5e-5`` for text transformers), and
-        ``lr`` when training from scratch (``weights=None`` with a registered
-        name).
+        Learning rate of the unfrozen backbone stages. None uses the
+        backbone's own recommendation where it has one (``5e-5`` for text
+        transformers) and ``lr`` otherwise: one rate for backbone and head
+        measured as good as or better than a slower backbone on image tasks.
     weight_decay : float, default=1e-2
         Decoupled weight decay of AdamW.
     max_epochs : int or "auto", default="auto"

@@ -117,11 +117,13 @@ class SkorchGlue(NeuralNetClassifier):
     def _backbone_lr(self) -> float:
         if self.backbone_lr is not None:
             return float(self.backbone_lr)
-        if not self._pretrained():
-            return self.lr
         backbone = getattr(self.module_, "backbone", None)
         recommended = getattr(backbone, "finetune_lr", None)
-        return self.lr / 3 if recommended is None else float(recommended)
+        if recommended is None or not self._pretrained():
+            # One rate for backbone and head: as good or better than lr / 3 in
+            # benchmarks/recipe_ablation.py (results/recipe_ablation_schedule).
+            return self.lr
+        return float(recommended)
 
     def initialize_optimizer(self, triggered_directly=None):
         # One group per trainable backbone stage (layer-wise rates), then the head.

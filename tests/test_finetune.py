@@ -45,7 +45,7 @@ def test_optimizer_holds_only_trainable_parameters(few_digits, make_classifier):
     frozen = {id(p) for p in clf.module_.parameters() if not p.requires_grad}
     assert in_optimizer == trainable and frozen and not in_optimizer & frozen
     head, backbone = (g["initial_lr"] for g in clf.optimizer_.param_groups)
-    assert head == 3e-3 and backbone == 1e-3  # pretrained stages learn slower
+    assert head == backbone == 3e-3  # one rate unless the backbone recommends one
 
 
 def test_freeze_out_of_range_names_the_valid_range(few_digits, make_classifier):

@@ -65,7 +65,7 @@ def test_layer_decay_gives_earlier_stages_smaller_rates(fifty_digits, make_class
     assert head["initial_lr"] == 1e-2
     rates = [group["initial_lr"] for group in stages]
     assert len(rates) == clf.module_.backbone.n_stages - 1  # "pool" has no weights
-    assert rates == sorted(rates) and rates[-1] == pytest.approx(1e-2 / 3)
+    assert rates == sorted(rates) and rates[-1] == pytest.approx(1e-2)
     assert rates[-2] == pytest.approx(rates[-1] / 2)
 
 
