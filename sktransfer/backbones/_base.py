@@ -116,7 +116,7 @@ class BackboneSpec:
         were trained to make.
     finetune_lr : float or None, default=None
         Learning rate its pretrained stages are fine-tuned with when the user
-        gives no ``backbone_lr``; None means ``lr / 3``. Transformers need a far
+        gives no ``backbone_lr``; None means ``lr``. Transformers need a far
         smaller rate than a new head.
     """
 

