@@ -20,7 +20,8 @@ Shifts
 Each seed draws 2,000 labelled source images and 2,000 other training images
 that become the unlabelled target rows; the test set is 2,000 blended test
 images. The backbone is the shipped ``fmnist_resnet``. Every fine-tuned row
-trains ``max_epochs=5`` epochs (an epoch is one pass over the labelled rows);
+trains ``max_epochs=5`` epochs (an epoch is one pass over the labelled rows) with
+``backbone_lr=1e-3`` (the default when the committed results were measured);
 everything else is the library's defaults.
 
 Rows
@@ -91,9 +92,11 @@ def make_rows(seed: int, epochs: int) -> dict:
     from skada import CORALAdapter, make_da_pipeline
 
     def finetune(**params):
+        # backbone_lr=1e-3 (lr / 3): the default when these results were
+        # measured; the default is now lr (see recipe_ablation_schedule).
         return FineTuneClassifier(
-            "fmnist_resnet", max_epochs=epochs, device="cpu", random_state=seed,
-            **params,
+            "fmnist_resnet", max_epochs=epochs, backbone_lr=1e-3, device="cpu",
+            random_state=seed, **params,
         )  # fmt: skip
 
     def extractor():

@@ -170,7 +170,8 @@ def _domain_adaptation(doc: dict) -> str:
         f"Target test accuracy, mean ± std over {len(doc['seeds'])} seeds; in "
         "brackets, the share of the source-only -> oracle gap recovered. "
         f"{doc['n_images']} source, {doc['n_images']} unlabelled target and "
-        f"{doc['n_images']} test images per seed; max_epochs={doc['max_epochs']}."
+        f"{doc['n_images']} test images per seed; max_epochs={doc['max_epochs']}, "
+        "backbone_lr=1e-3."
     )
     rows = [{**r, "column": r["shift"]} for r in doc["summary"]]
     names = doc["methods"]
