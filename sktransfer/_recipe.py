@@ -65,16 +65,17 @@ def stage_lr_scales(n_stages: int, layer_decay: float | None) -> list[float]:
     return [decay ** (n_stages - 1 - index) for index in range(n_stages)]
 
 
-def planned_steps(net, X) -> int:
-    """Optimiser steps the run about to start will take: epochs x batches.
+def epoch_rows(net, X) -> int:
+    """Rows one epoch passes over: all of ``X`` but domain adaptation's target rows."""
+    target = getattr(net, "_target_rows_", None)
+    return len(X) - (int(target.sum()) if target is not None else 0)
 
-    With domain adaptation an epoch is one pass over the source rows only.
-    """
+
+def planned_steps(net, X) -> int:
+    """Optimiser steps the run about to start will take: epochs x batches."""
     if X is None:
         return max(1, net.n_epochs_)
-    target = getattr(net, "_target_rows_", None)
-    rows = len(X) - (int(target.sum()) if target is not None else 0)
-    return max(1, net.n_epochs_ * math.ceil(rows / net.batch_size))
+    return max(1, net.n_epochs_ * math.ceil(epoch_rows(net, X) / net.batch_size))
 
 
 class StepSchedule(Callback):

@@ -24,7 +24,7 @@ from ._adaptation import Domains
 from ._cache import FrozenOutputs, as_memory, frozen_outputs, outputs_dataset
 from ._inputs import SourceDataset
 from ._probe import fit_linear_probe
-from ._recipe import auto_epochs, planned_steps, recalibrate_batchnorm
+from ._recipe import auto_epochs, epoch_rows, planned_steps, recalibrate_batchnorm
 from .exceptions import CacheTooLargeError
 
 __all__ = [
@@ -131,10 +131,8 @@ def run_training(
     clf.used_cache_ = plan.outputs is not None
     clf.cache_nbytes_ = plan.outputs.nbytes if plan.outputs else 0
     clf.cache_hit_ = bool(plan.outputs and plan.outputs.from_disk)
-    target = clf._target_rows_
-    n_labelled = len(plan.train) - (int(target.sum()) if target is not None else 0)
     clf.n_epochs_ = (
-        auto_epochs(n_labelled, clf.batch_size)
+        auto_epochs(epoch_rows(clf, plan.train), clf.batch_size)
         if clf.max_epochs == "auto"
         else int(clf.max_epochs)
     )
