@@ -54,7 +54,6 @@ dataset-fashion-mnist``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import warnings
@@ -73,6 +72,7 @@ from sklearn.pipeline import Pipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS_DIR, write_results
+from _parts import read_parts
 from _transfer import (
     CUSTOM_MEAN,
     CUSTOM_STD,
@@ -450,42 +450,10 @@ def all_tasks_for_report(quick: bool) -> list[Task]:
 
 def merge_parts(name: str) -> None:
     """Combine ``<name>.part-*.json`` (one per process) into the report."""
-    parts = sorted(RESULTS_DIR.glob(f"{name}.part-*.json"))
-    if not parts:
-        sys.exit(f"No part files {RESULTS_DIR}/{name}.part-*.json; run --tasks first.")
-    docs = [json.loads(p.read_text()) for p in parts]
-    # A record measured again in a newer part replaces the older one.
-    order = sorted(range(len(docs)), key=lambda i: docs[i]["machine"]["date"])
-    parts, docs = [parts[i] for i in order], [docs[i] for i in order]
-    newest = {}
-    for d in docs:
-        for r in d["records"]:
-            newest[(r["task"], r["method"], str(r["k"]), r["seed"])] = r
-    payload = {
-        k: v
-        for k, v in docs[0].items()
-        if not k.startswith(("seconds_", "cpu_seconds_"))
-    }
-    payload["records"] = list(newest.values())
-    payload["tasks"] = list(dict.fromkeys(t for d in docs for t in d["tasks"]))
-    for d in docs:  # time per task, summed over the parts that ran it
-        for key, value in d.items():
-            if key.startswith(("seconds_", "cpu_seconds_")):
-                payload[key] = round(payload.get(key, 0) + value, 1)
-    payload["parts"] = [
-        {
-            "file": p.name,
-            "tasks": d["tasks"],
-            "machine": d["machine"],
-            "total_seconds": d["total_seconds"],
-            "total_cpu_seconds": d["total_cpu_seconds"],
-        }
-        for p, d in zip(parts, docs)
-    ]
-    payload["total_seconds"] = max(d["total_seconds"] for d in docs)
-    payload["total_cpu_seconds"] = round(sum(d["total_cpu_seconds"] for d in docs), 1)
-    payload.pop("machine", None)
-    payload.pop("benchmark", None)
+    try:
+        payload = read_parts(name, key=("task", "method", "k", "seed"))
+    except FileNotFoundError as exc:
+        sys.exit(f"{exc}; run --tasks first.")
     every = all_tasks_for_report(payload["quick"])
     tasks = [t for t in every if t.name in payload["tasks"]]
     # Records in report order: task, label budget, method, seed.
