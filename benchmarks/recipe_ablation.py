@@ -80,6 +80,25 @@ VARIANTS = {
     "backbone_lr=1e-3 (lr / 3, the default before)": {"backbone_lr": 1e-3},
     "freeze=2": {"freeze": 2},
     "freeze='all'": {"freeze": "all"},
+    "freeze_batchnorm=True": {"freeze_batchnorm": True},
+    # The head on mid-level taps, as the extractor's defaults.
+    "layer='mid', pooling='grid'": {"layer": "mid", "pooling": "grid"},
+    "layer='mid', pooling='grid', head_init='probe'": {
+        "layer": "mid",
+        "pooling": "grid",
+        "head_init": "probe",
+    },
+    "layer='mid', pooling='grid', head_init='probe', freeze_batchnorm=True": {
+        "layer": "mid",
+        "pooling": "grid",
+        "head_init": "probe",
+        "freeze_batchnorm": True,
+    },
+    "layer='mid', pooling='grid', freeze='all'": {
+        "layer": "mid",
+        "pooling": "grid",
+        "freeze": "all",
+    },
 }
 
 

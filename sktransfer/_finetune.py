@@ -51,6 +51,15 @@ class FineTuneClassifier(SkorchGlue):
         BatchNorm statistics never change. 0 fine-tunes everything (the default:
         it transferred best with 10 to 250 labels per class); "all" trains the
         head only, solved exactly as a logistic regression, and is much faster.
+    layer : "mid", None, str, int or list, default=None
+        Stage(s) whose pooled outputs the head sees, as in
+        :class:`PretrainedFeatureExtractor`: None is the final embedding;
+        "mid" concatenates the fourth- and third-last stages (mid-level
+        features); a stage name or index, or a list of them. Stages after the
+        last selected one are dropped from the model.
+    pooling : {"grid", "avg", "max", "avgmax", "gem"} or None, default="avg"
+        How each selected stage's output becomes a vector (see
+        :class:`PretrainedFeatureExtractor`).
     head_hidden : tuple of int, default=()
         Widths of hidden ReLU layers of the new head; () is a linear head.
     head_dropout : float, default=0.0
@@ -111,6 +120,12 @@ class FineTuneClassifier(SkorchGlue):
         Test-time augmentation: ``predict`` and ``predict_proba`` average the
         class probabilities of each image and four copies shifted by 1/16 of
         its size (no flips), at five times the prediction cost.
+    freeze_batchnorm : bool, default=False
+        Keep the backbone's BatchNorm layers in inference mode while
+        training: they normalise with their pretrained running statistics,
+        which never change, while their scale and shift still learn (as Keras
+        recommends for fine-tuning). Small batches of a new domain then cannot
+        replace statistics that the pretrained weights rely on.
     recalibrate_bn : bool, default=False
         After training, re-estimate the running statistics of the trained
         BatchNorm layers on the training inputs (exact averages), which few
@@ -230,6 +245,8 @@ class FineTuneClassifier(SkorchGlue):
         "backbone": "no_validation",
         "weights": [str, os.PathLike, None],
         "freeze": [Interval(Integral, 0, None, closed="left"), StrOptions({"all"})],
+        "layer": [str, Integral, list, tuple, None],
+        "pooling": [StrOptions({"grid", "avg", "max", "avgmax", "gem"}), None],
         "head_hidden": [tuple, list],
         "head_dropout": [Interval(Real, 0, 1, closed="left")],
         "head_init": [StrOptions({"auto", "probe", "random"})],
@@ -250,6 +267,7 @@ class FineTuneClassifier(SkorchGlue):
         "layer_decay": [Interval(Real, 0, 1, closed="right"), None],
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "weight_averaging": [StrOptions({"swa"}), None],
+        "freeze_batchnorm": ["boolean"],
         "recalibrate_bn": ["boolean"],
         "tta": ["boolean"],
         "augment": ["boolean", StrOptions({"crop", "flip"})],
@@ -274,6 +292,8 @@ class FineTuneClassifier(SkorchGlue):
         *,
         weights="DEFAULT",
         freeze=0,
+        layer=None,
+        pooling="avg",
         head_hidden=(),
         head_dropout=0.0,
         head_init="auto",
@@ -291,6 +311,7 @@ class FineTuneClassifier(SkorchGlue):
         layer_decay=None,
         label_smoothing=0.0,
         weight_averaging=None,
+        freeze_batchnorm=False,
         recalibrate_bn=False,
         tta=False,
         augment=False,
@@ -330,6 +351,8 @@ class FineTuneClassifier(SkorchGlue):
         self.backbone = backbone
         self.weights = weights
         self.freeze = freeze
+        self.layer = layer
+        self.pooling = pooling
         self.head_hidden = head_hidden
         self.head_dropout = head_dropout
         self.head_init = head_init
@@ -344,6 +367,7 @@ class FineTuneClassifier(SkorchGlue):
         self.layer_decay = layer_decay
         self.label_smoothing = label_smoothing
         self.weight_averaging = weight_averaging
+        self.freeze_batchnorm = freeze_batchnorm
         self.recalibrate_bn = recalibrate_bn
         self.tta = tta
         self.augment = augment
@@ -375,8 +399,12 @@ class FineTuneClassifier(SkorchGlue):
         )
         self.image_size_ = straight_size(backbone.preprocessing)
         n_frozen = backbone.frozen_depth(self.freeze)
+        # Stages after the last tap are never needed: drop them.
+        taps = backbone.taps(self.layer)
+        backbone.truncate(taps[-1])
+        n_frozen = min(n_frozen, taps[-1])
         head = build_head(
-            backbone.embedding_dim,
+            sum(backbone.pooled_width(stop, self.pooling) for stop in taps),
             tuple(self.head_hidden),
             float(self.head_dropout),
             len(self.classes_),
@@ -386,6 +414,8 @@ class FineTuneClassifier(SkorchGlue):
             head,
             n_frozen,
             augmenter(self.augment),
+            taps=taps,
+            pooling=self.pooling,
             device=self._resolved_device(),
             autocast=self.autocast,
         )

@@ -205,7 +205,7 @@ def recalibrate_batchnorm(module, dataset, *, start: int, batch_size: int) -> in
     try:
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
         for batch, _ in loader:
-            module.embed(batch, start=start)
+            module.features(batch, start=start)
     finally:
         for layer, momentum in zip(layers, momenta, strict=True):
             layer.momentum = momentum

@@ -92,14 +92,15 @@ def plan_training(
         train_index = np.concatenate([train_index, np.flatnonzero(domains.target)])
         clf._target_rows_ = domains.target[train_index]
     outputs = None
-    if clf.cache_frozen and clf.n_frozen_ > 0 and not clf.augment:
-        outputs = _frozen_outputs(clf, source)
+    cache_stop = module.cacheable_stop()
+    if clf.cache_frozen and cache_stop > 0 and not clf.augment:
+        outputs = _frozen_outputs(clf, source, cache_stop)
     if outputs is not None:
         data = outputs_dataset(outputs.values, y_encoded)
     else:
         size = module.preprocessing.loading_size
         data = SourceDataset(source, y_encoded, size=size)
-    start = clf.n_frozen_ if outputs is not None else 0
+    start = cache_stop if outputs is not None else 0
     plan = TrainingPlan(
         train=Subset(data, train_index),
         valid=Subset(data, valid_index) if valid_index is not None else None,
@@ -142,6 +143,7 @@ def run_training(
         return
     clf._valid_dataset_ = plan.valid
     clf.module_.start_stage = plan.start
+    clf.module_.freeze_batchnorm = clf.freeze_batchnorm
     clf._adaptation_step_ = 0  # DANN's reversal strength follows progress
     clf._adaptation_total_ = planned_steps(clf, plan.train)
     try:
@@ -188,13 +190,13 @@ def _split(clf, y_encoded, indices):
     )
 
 
-def _frozen_outputs(clf, source) -> FrozenOutputs | None:
-    """Outputs of the frozen stages for every input, computed once."""
+def _frozen_outputs(clf, source, stop: int) -> FrozenOutputs | None:
+    """Outputs of the first ``stop`` (frozen) stages for every input, computed once."""
     try:
         return frozen_outputs(
             clf.module_,
             source,
-            clf.n_frozen_,
+            stop,
             memory=as_memory(clf.cache),
             dtype=clf.cache_dtype,
             max_bytes=clf.cache_max_bytes,
@@ -213,7 +215,7 @@ def _fit_probe(clf, plan: TrainingPlan, labels: np.ndarray) -> None:
     module = clf.module_
     module.eval()
     loader = torch.utils.data.DataLoader(plan.train, batch_size=max(clf.batch_size, 64))
-    embeddings = [module.embed(batch, start=plan.start).cpu() for batch, _ in loader]
+    embeddings = [module.features(batch, start=plan.start).cpu() for batch, _ in loader]
     features = torch.cat(embeddings).double().numpy()
     labelled = labels >= 0  # target rows of domain adaptation carry -1
     features, labels = features[labelled], labels[labelled]

@@ -103,6 +103,11 @@ class TransferNet(BackboneRuntime):
         The first ``n_frozen`` stages get no gradient and stay in eval mode.
     augment : nn.Module or None
         Applied to raw batches in training mode only.
+    taps : list of int or None, default=None
+        Stages (counts, sorted) whose pooled outputs are concatenated into the
+        head's input; None: the last stage's.
+    pooling : str or None, default="avg"
+        How each tapped output becomes a vector (see ``pool_features``).
     device : torch.device, default=cpu
         Where the network lives.
     autocast : bool, default=False
@@ -116,6 +121,8 @@ class TransferNet(BackboneRuntime):
         n_frozen: int = 0,
         augment: nn.Module | None = None,
         *,
+        taps: Sequence[int] | None = None,
+        pooling: str | None = "avg",
         device: torch.device | str = "cpu",
         autocast: bool = False,
     ) -> None:
@@ -123,9 +130,14 @@ class TransferNet(BackboneRuntime):
         self.head = head
         self.augment = augment
         self.n_frozen = n_frozen
+        self.taps = list(taps) if taps else None
+        self.pooling = pooling
         # Index of the stage the input enters at: 0 for images, k for cached
         # outputs of stage k (set while training on cached activations).
         self.start_stage = 0
+        # Set by the estimator: BatchNorm layers normalise with their running
+        # statistics and never update them, also while training.
+        self.freeze_batchnorm = False
         self.tta = False  # set by the estimator: test-time augmentation
         for stage in self.frozen_stages():
             stage.requires_grad_(False)
@@ -134,10 +146,26 @@ class TransferNet(BackboneRuntime):
     def frozen_stages(self) -> list[nn.Module]:
         return list(self.backbone.stages)[: self.n_frozen]
 
+    def cacheable_stop(self) -> int:
+        """Stages whose outputs never change in training and are all the rest needs.
+
+        The frozen stages, up to the first tapped one: a tap inside the frozen
+        stages needs its own output, so the cache ends there.
+        """
+        return min(self.n_frozen, self.taps[0]) if self.taps else self.n_frozen
+
+    def features(self, x, start: int = 0) -> torch.Tensor:
+        """The head's input: pooled (and concatenated) outputs of the taps."""
+        return self.embed(x, start=start, pooling=self.pooling, taps=self.taps)
+
     def train(self, mode: bool = True) -> TransferNet:
         super().train(mode)
         for stage in self.frozen_stages():
             stage.eval()
+        if self.freeze_batchnorm:
+            for layer in self.backbone.modules():
+                if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+                    layer.eval()
         return self
 
     def prepare(self, raw) -> torch.Tensor:
@@ -158,7 +186,7 @@ class TransferNet(BackboneRuntime):
         return self._logits(x)
 
     def _logits(self, x) -> torch.Tensor:
-        embedding = self.embed(x, start=self.start_stage)
+        embedding = self.features(x, start=self.start_stage)
         with self.precision():
             return self.head(embedding)
 
@@ -168,7 +196,7 @@ class TransferNet(BackboneRuntime):
         Domain adaptation aligns them (DANN) or the logits (Deep CORAL) between
         source and target.
         """
-        embedding = self.embed(x, start=self.start_stage)
+        embedding = self.features(x, start=self.start_stage)
         with self.precision():
             features = self.head[:-1](embedding)
             return self.head[-1](features), features

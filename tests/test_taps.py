@@ -1,0 +1,105 @@
+"""FineTuneClassifier: the head on chosen stages (``layer``, ``pooling``), BatchNorm."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+
+from sktransfer import load_model, resolve_backbone, save_model
+
+
+def test_head_sees_the_extractors_features_and_later_stages_are_dropped(
+    digits, make_classifier, make_extractor
+):
+    X, y = digits
+    train, test = slice(0, 100), slice(100, 600)
+    params = {"layer": "mid", "pooling": "grid"}
+    clf = make_classifier(freeze="all", **params).fit(X[train], y[train])
+    extractor = make_extractor(**params).fit(X[train])
+    names = clf.module_.backbone.stage_names
+    assert names[-1] == "layer3" and "layer4" not in names
+    assert clf.module_.head[-1].in_features == extractor.n_features_out_
+    # Everything frozen + linear head: the head is the logistic regression on
+    # exactly the extractor's features.
+    lr = LogisticRegression(tol=1e-6, max_iter=5000).fit(
+        extractor.transform(X[train]).astype(np.float64), y[train]
+    )
+    expected = lr.predict_proba(extractor.transform(X[test]).astype(np.float64))
+    np.testing.assert_allclose(clf.predict_proba(X[test]), expected, atol=2e-3)
+    assert clf.n_epochs_ == 0
+
+
+@pytest.mark.parametrize("freeze", [2, 4])
+def test_cache_stops_at_the_first_tap_and_trains_the_same_model(
+    few_digits, make_classifier, freeze
+):
+    # Taps are stages 3 and 4 (layer2, layer3). freeze=4 freezes a tap: the
+    # cache can only hold stage 3's input, and stage 3 runs frozen each epoch.
+    X, y = few_digits
+    params = {"layer": "mid", "pooling": "grid", "freeze": freeze, "max_epochs": 2}
+    params["head_hidden"] = (16,)  # something to train when every stage is frozen
+    cached = make_classifier(**params).fit(X, y)
+    uncached = make_classifier(cache_frozen=False, **params).fit(X, y)
+    assert cached.used_cache_ and not uncached.used_cache_
+    assert cached.n_frozen_ == freeze
+    assert cached.module_.cacheable_stop() == min(freeze, 3)
+    np.testing.assert_allclose(
+        cached.predict_proba(X), uncached.predict_proba(X), atol=1e-4
+    )
+
+
+def test_freeze_beyond_the_last_tap_freezes_every_kept_stage(
+    few_digits, make_classifier
+):
+    X, y = few_digits
+    clf = make_classifier(layer="layer2", freeze=5).fit(X, y)
+    assert clf.n_frozen_ == 3  # stem, layer1, layer2: all that is kept
+    assert clf.n_epochs_ == 0  # all frozen, linear head: the probe is the fit
+
+
+def test_a_stage_list_concatenates_their_pooled_outputs(few_digits, make_classifier):
+    X, y = few_digits
+    clf = make_classifier(layer=["layer1", "layer3"], pooling="avg").fit(X, y)
+    assert clf.module_.taps == [2, 4]
+    widths = [clf.module_.backbone.pooled_width(stop, "avg") for stop in (2, 4)]
+    assert clf.module_.head[-1].in_features == sum(widths)
+    assert clf.predict_proba(X).shape == (len(X), 10)
+
+
+def test_unknown_layer_names_the_argument_and_the_stages(few_digits, make_classifier):
+    X, y = few_digits
+    with pytest.raises(ValueError, match=r"layer='layer9' is not a stage.*layer2"):
+        make_classifier(layer="layer9").fit(X, y)
+    with pytest.raises(ValueError, match="'pooling' parameter"):
+        make_classifier(pooling="median").fit(X, y)
+
+
+def test_taps_survive_saving(few_digits, make_classifier, tmp_path):
+    X, y = few_digits
+    clf = make_classifier(layer="mid", pooling="grid", max_epochs=1).fit(X, y)
+    save_model(clf, tmp_path / "model")
+    loaded = load_model(tmp_path / "model")
+    assert loaded.module_.taps == clf.module_.taps
+    np.testing.assert_allclose(
+        loaded.predict_proba(X), clf.predict_proba(X), atol=1e-6
+    )
+
+
+def test_freeze_batchnorm_keeps_running_statistics_while_weights_learn(
+    few_digits, make_classifier
+):
+    X, y = few_digits
+    params = {"freeze": 0, "max_epochs": 2, "lr": 1e-2}
+    before = resolve_backbone("fmnist_resnet", "DEFAULT").state_dict()
+    frozen_bn = make_classifier(freeze_batchnorm=True, **params).fit(X, y)
+    updated_bn = make_classifier(**params).fit(X, y)
+    for clf, kept in ((frozen_bn, True), (updated_bn, False)):
+        after = clf.module_.backbone.state_dict()
+        stats = [k for k in after if k.endswith(("running_mean", "running_var"))]
+        weights = [k for k in after if k.endswith("weight")]
+        assert stats and weights
+        same = [torch.equal(after[k], before[k]) for k in stats]
+        assert all(same) if kept else not any(same)
+        assert not any(torch.equal(after[k], before[k]) for k in weights)
