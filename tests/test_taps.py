@@ -82,9 +82,7 @@ def test_taps_survive_saving(few_digits, make_classifier, tmp_path):
     save_model(clf, tmp_path / "model")
     loaded = load_model(tmp_path / "model")
     assert loaded.module_.taps == clf.module_.taps
-    np.testing.assert_allclose(
-        loaded.predict_proba(X), clf.predict_proba(X), atol=1e-6
-    )
+    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-6)
 
 
 def test_freeze_batchnorm_keeps_running_statistics_while_weights_learn(
