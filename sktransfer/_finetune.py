@@ -51,15 +51,19 @@ class FineTuneClassifier(SkorchGlue):
         BatchNorm statistics never change. 0 fine-tunes everything (the default:
         it transferred best with 10 to 250 labels per class); "all" trains the
         head only, solved exactly as a logistic regression, and is much faster.
-    layer : "mid", None, str, int or list, default=None
+    layer : "mid", None, str, int or list, default="mid"
         Stage(s) whose pooled outputs the head sees, as in
-        :class:`PretrainedFeatureExtractor`: None is the final embedding;
-        "mid" concatenates the fourth- and third-last stages (mid-level
-        features); a stage name or index, or a list of them. Stages after the
-        last selected one are dropped from the model.
-    pooling : {"grid", "avg", "max", "avgmax", "gem"} or None, default="avg"
-        How each selected stage's output becomes a vector (see
-        :class:`PretrainedFeatureExtractor`).
+        :class:`PretrainedFeatureExtractor`. "mid" concatenates the fourth-
+        and third-last stages (for a ResNet ``layer2`` and ``layer3``):
+        mid-level features, which transferred better than the final
+        embedding, frozen or fine-tuned. None is the final embedding; a stage
+        name or index, or a list of them, picks stages. Stages after the last
+        selected one are dropped from the model. Text backbones' "mid" is
+        their final sentence embedding.
+    pooling : {"grid", "avg", "max", "avgmax", "gem"} or None, default="grid"
+        How each selected stage's output becomes a vector: "grid" averages
+        feature maps over a coarse 4 x 4 grid (see
+        :class:`PretrainedFeatureExtractor`); vectors are used as they are.
     head_hidden : tuple of int, default=()
         Widths of hidden ReLU layers of the new head; () is a linear head.
     head_dropout : float, default=0.0
@@ -69,10 +73,11 @@ class FineTuneClassifier(SkorchGlue):
         regression on the frozen pretrained embeddings (linear probing, then
         fine-tuning). With ``freeze="all"`` and a linear head this convex
         solution *is* the fit and no epochs run. "random" starts it from
-        random weights. "auto" probes when every stage is frozen and starts
-        from random weights when some stages are trained (a probed head is
-        confident from the start, so the stages below it barely move).
-        Heads with hidden layers and ``weights=None`` always start random.
+        random weights. "auto" probes, except when some stages are trained
+        and the head sees only the backbone's final embedding: there a probed
+        head is confident from the start, the stages below it barely move,
+        and a random start transferred better. Heads with hidden layers and
+        ``weights=None`` always start random.
     probe_C : float, default=1.0
         Inverse L2 strength of that logistic regression (as in scikit-learn).
     image_size : int, (int, int) or None, default=None
@@ -292,8 +297,8 @@ class FineTuneClassifier(SkorchGlue):
         *,
         weights="DEFAULT",
         freeze=0,
-        layer=None,
-        pooling="avg",
+        layer="mid",
+        pooling="grid",
         head_hidden=(),
         head_dropout=0.0,
         head_init="auto",
@@ -401,6 +406,7 @@ class FineTuneClassifier(SkorchGlue):
         n_frozen = backbone.frozen_depth(self.freeze)
         # Stages after the last tap are never needed: drop them.
         taps = backbone.taps(self.layer)
+        self._head_on_final_ = taps == [backbone.n_stages]
         backbone.truncate(taps[-1])
         n_frozen = min(n_frozen, taps[-1])
         head = build_head(

@@ -330,6 +330,9 @@ class SkorchGlue(NeuralNetClassifier):
         """Become fitted from what :meth:`_persistent_state` returned."""
         size = config.get("image_size_", self.image_size)  # absent before 0.2
         self._restored_size = tuple(size) if isinstance(size, list) else size
+        if "layer" not in config.get("params", {}):
+            # Saved before the head could see chosen stages: the final embedding.
+            self.layer, self.pooling = None, "avg"
         classes = np.asarray(config["classes"], dtype=np.dtype(config["classes_dtype"]))
         tensors = dict(tensors)
         weight = tensors.pop(_CRITERION_WEIGHT, None)

@@ -112,7 +112,10 @@ def plan_training(
     all_frozen = not any(p.requires_grad for p in module.backbone.parameters())
     head_init = clf.head_init
     if head_init == "auto":
-        head_init = "probe" if all_frozen else "random"
+        # Measured (benchmarks/recipe_ablation.py): a probed head on the final
+        # embedding holds the trained stages back; on mid-level taps it helps.
+        final = getattr(clf, "_head_on_final_", True)
+        head_init = "probe" if all_frozen or not final else "random"
     if probe and head_init == "probe" and clf._pretrained() and linear_head:
         _fit_probe(clf, plan, y_encoded[train_index])
         # Head-only with a linear head is convex: the probe is the optimum.

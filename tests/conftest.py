@@ -12,9 +12,17 @@ from sklearn.datasets import load_digits
 from sktransfer import FineTuneClassifier, PretrainedFeatureExtractor
 
 # Small-test defaults: the shipped backbone (offline, 1.2 MB) on the CPU; the
-# classifier is also seeded and trains for 2 epochs.
+# classifier is also seeded and trains for 2 epochs. Its head sees the final
+# embedding (layer=None), so that tests can spell out freeze depths over all
+# six stages (stem, layer1-4, pool); tests/test_taps.py covers the default
+# head on mid-level stages.
 EXTRACTOR_DEFAULTS = {"backbone": "fmnist_resnet", "device": "cpu"}
-CLASSIFIER_DEFAULTS = {**EXTRACTOR_DEFAULTS, "random_state": 0, "max_epochs": 2}
+CLASSIFIER_DEFAULTS = {
+    **EXTRACTOR_DEFAULTS,
+    "random_state": 0,
+    "max_epochs": 2,
+    "layer": None,
+}
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from sktransfer import load_model, resolve_backbone, save_model
+from sktransfer import FineTuneClassifier, load_model, resolve_backbone, save_model
 
 
 def test_head_sees_the_extractors_features_and_later_stages_are_dropped(
@@ -101,3 +101,20 @@ def test_freeze_batchnorm_keeps_running_statistics_while_weights_learn(
         same = [torch.equal(after[k], before[k]) for k in stats]
         assert all(same) if kept else not any(same)
         assert not any(torch.equal(after[k], before[k]) for k in weights)
+
+
+def test_default_head_sees_mid_level_stages_and_starts_from_the_probe(digits):
+    X, y = digits
+    train, test = slice(0, 100), slice(100, 400)
+    common = {"backbone": "fmnist_resnet", "device": "cpu", "random_state": 0}
+    untrained = FineTuneClassifier(**common, max_epochs=0).fit(X[train], y[train])
+    assert untrained.module_.taps == [3, 4] and untrained.n_frozen_ == 0
+    # Before any epoch the head is the logistic regression of freeze="all".
+    probe = FineTuneClassifier(**common, freeze="all").fit(X[train], y[train])
+    np.testing.assert_allclose(
+        untrained.predict_proba(X[test]), probe.predict_proba(X[test]), atol=1e-5
+    )
+    # On the final embedding with trained stages, "auto" starts at random.
+    final = FineTuneClassifier(**common, layer=None, max_epochs=0)
+    final.fit(X[train], y[train])
+    assert final.score(X[test], y[test]) < 0.5 < probe.score(X[test], y[test])
