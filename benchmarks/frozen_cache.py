@@ -92,6 +92,7 @@ def ours(backbone, image_size, *, epochs, batch_size, **params):
         max_epochs=epochs,
         batch_size=batch_size,
         schedule=None,
+        layer=None,  # freeze=1 ... 6 over all six stages, as measured
         device="cpu",
         random_state=0,
         **params,

@@ -59,9 +59,11 @@ from sktransfer import FineTuneClassifier
 
 NAME = "recipe_ablation"
 SEEDS = (0, 1, 2)
-# The row every other row changes one thing of. The committed results were
-# measured when backbone_lr=None meant lr / 3 (now: lr).
-RECIPE = {"freeze": 0}
+# The row every other row changes one thing of: the defaults before the head
+# moved to mid-level stages. The committed results of recipe_ablation and
+# recipe_ablation_schedule were measured when backbone_lr=None meant lr / 3
+# (now: lr).
+RECIPE = {"freeze": 0, "layer": None, "pooling": "avg"}
 VARIANTS = {
     "recipe": {},
     "max_epochs=10 (epoch budget)": {"max_epochs": 10},
@@ -82,11 +84,27 @@ VARIANTS = {
     "freeze='all'": {"freeze": "all"},
     "freeze_batchnorm=True": {"freeze_batchnorm": True},
     # The head on mid-level taps, as the extractor's defaults.
-    "layer='mid', pooling='grid'": {"layer": "mid", "pooling": "grid"},
+    "layer='mid', pooling='grid', head_init='random'": {
+        "layer": "mid",
+        "pooling": "grid",
+        "head_init": "random",
+    },
     "layer='mid', pooling='grid', head_init='probe'": {
         "layer": "mid",
         "pooling": "grid",
         "head_init": "probe",
+    },
+    "layer='mid', pooling='grid', head_init='probe', backbone_lr=1e-3": {
+        "layer": "mid",
+        "pooling": "grid",
+        "head_init": "probe",
+        "backbone_lr": 1e-3,
+    },
+    "layer='mid', pooling='grid', head_init='probe', backbone_lr=3e-4": {
+        "layer": "mid",
+        "pooling": "grid",
+        "head_init": "probe",
+        "backbone_lr": 3e-4,
     },
     "layer='mid', pooling='grid', head_init='probe', freeze_batchnorm=True": {
         "layer": "mid",

@@ -52,7 +52,12 @@ def target_task(per_class: int):
 
 def make_search(grid: dict, folds: int, epochs: int, n_jobs: int) -> GridSearchCV:
     clf = FineTuneClassifier(
-        "fmnist_resnet", max_epochs=epochs, lr=3e-3, device="auto", random_state=0
+        "fmnist_resnet",
+        max_epochs=epochs,
+        lr=3e-3,
+        layer=None,  # the final-embedding head the committed results used
+        device="auto",
+        random_state=0,
     )
     cv = StratifiedKFold(folds, shuffle=True, random_state=0)
     return GridSearchCV(

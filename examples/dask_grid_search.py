@@ -78,7 +78,7 @@ def search(client) -> None:
     )
     grid = GridSearchCV(
         clf,
-        {"freeze": [4, "all"], "head_hidden": [(), (32,)]},
+        {"freeze": [3, "all"], "head_hidden": [(), (32,)]},
         cv=StratifiedKFold(3, shuffle=True, random_state=0),
         n_jobs=-1,
     )

@@ -36,7 +36,7 @@ clf = FineTuneClassifier(
 )
 grid = GridSearchCV(
     clf,
-    {"freeze": [0, 2, 4, "all"], "lr": [1e-3, 3e-3]},
+    {"freeze": [0, 2, 3, "all"], "lr": [1e-3, 3e-3]},
     cv=StratifiedKFold(3, shuffle=True, random_state=0),
     n_jobs=1,
 )

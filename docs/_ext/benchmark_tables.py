@@ -185,6 +185,8 @@ LAYOUTS = {
     "embedding_defaults": _embedding_defaults,
     "recipe_ablation": _recipe_ablation,
     "recipe_ablation_schedule": _recipe_ablation,
+    "recipe_ablation_taps_a": _recipe_ablation,
+    "recipe_ablation_taps_b": _recipe_ablation,
     "transfer_vs_scratch": _transfer_vs_scratch,
     "imagenet_features": _imagenet_features,
     "small_image_size": _small_image_size,
