@@ -38,21 +38,23 @@ from sklearn.exceptions import ConvergenceWarning
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS_DIR, write_results
+from _handwritten import (
+    TutorialFineTune,
+    UserCNN,
+    pretrain_user_cnn,
+    user_cnn_stages,
+)
 from _transfer import (
     CUSTOM_MEAN,
     CUSTOM_STD,
     FMNIST_MEAN,
     FMNIST_STD,
     Task,
-    TutorialFineTune,
-    UserCNN,
     fashion_mnist_split,
     pretrain_source,
-    pretrain_user_cnn,
     shipped_checkpoint,
     stages,
     stratified_subset,
-    user_cnn_stages,
 )
 
 from sktransfer import FineTuneClassifier

@@ -17,7 +17,7 @@ Tasks
    ``(name, module)`` stages and transferred to classes 5-9 with k labelled
    images per class; tested on all 5000 test images of classes 5-9.
 2. ``user_cnn``: the same target task from a user's own 3-block CNN
-   (``_transfer.UserCNN``) pretrained on classes 0-4.
+   (``_handwritten.UserCNN``) pretrained on classes 0-4.
 3. ``digits``: the shipped ``fmnist_resnet`` transferred to scikit-learn's 8x8
    digits with k labels per class; tested on all other digits.
 4. ``lite0_fashion``: the offline ImageNet EfficientNet-Lite0 (the library's
@@ -31,7 +31,7 @@ Methods (``LABELS`` below): ``FineTuneClassifier(backbone)`` with nothing else
 set (its default is ``freeze=0``, so no separate ``freeze=0`` row); the same
 architecture from scratch; the loop of common PyTorch tutorials (new linear
 head, every layer trained with Adam 1e-3 and cross-entropy, batch 32, fixed
-epochs: ``_transfer.TutorialFineTune``) from the pretrained and from random
+epochs: ``_handwritten.TutorialFineTune``) from the pretrained and from random
 weights; frozen embeddings + ``LogisticRegression`` (the extractor's default
 ``layer`` and the final layer); ``freeze="all"``; and ``GridSearchCV`` over
 ``freeze`` (inner 3-fold CV on the training labels). Every method sees the same
@@ -72,28 +72,30 @@ from sklearn.pipeline import Pipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS_DIR, write_results
+from _handwritten import (
+    Lite0Tutorial,
+    TutorialFineTune,
+    UserCNN,
+    lite0_imagenet_checkpoint,
+    pretrain_user_cnn,
+    user_cnn_stages,
+)
 from _parts import read_parts
 from _transfer import (
     CUSTOM_MEAN,
     CUSTOM_STD,
     FMNIST_MEAN,
     FMNIST_STD,
-    Lite0Tutorial,
     Task,
-    TutorialFineTune,
-    UserCNN,
     fashion_mnist_split,
-    lite0_imagenet_checkpoint,
     plot,
     pretrain_source,
-    pretrain_user_cnn,
     results_table,
     run_task,
     shipped_checkpoint,
     stages,
     stratified_subset,
     summarise,
-    user_cnn_stages,
 )
 
 from sktransfer import FineTuneClassifier, PretrainedFeatureExtractor
