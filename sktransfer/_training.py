@@ -217,11 +217,13 @@ def _fit_probe(clf, plan: TrainingPlan, labels: np.ndarray) -> None:
     """Set the linear head to the logistic-regression optimum on embeddings."""
     module = clf.module_
     module.eval()
-    loader = torch.utils.data.DataLoader(plan.train, batch_size=max(clf.batch_size, 64))
+    # Target rows of domain adaptation carry -1: not embedded at all.
+    labelled = np.flatnonzero(labels >= 0)
+    rows = Subset(plan.train, labelled)
+    loader = torch.utils.data.DataLoader(rows, batch_size=max(clf.batch_size, 64))
     embeddings = [module.features(batch, start=plan.start).cpu() for batch, _ in loader]
     features = torch.cat(embeddings).double().numpy()
-    labelled = labels >= 0  # target rows of domain adaptation carry -1
-    features, labels = features[labelled], labels[labelled]
+    labels = labels[labelled]
     class_weight = clf.class_weight
     if isinstance(class_weight, dict):
         class_weight = {
