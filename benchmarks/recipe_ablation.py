@@ -108,6 +108,12 @@ VARIANTS = {
         "head_init": "probe",
         "backbone_lr": 3e-4,
     },
+    "layer='mid', pooling='grid', head_init='probe', weight_averaging='wise'": {
+        "layer": "mid",
+        "pooling": "grid",
+        "head_init": "probe",
+        "weight_averaging": "wise",
+    },
     "layer='mid', pooling='grid', head_init='probe', freeze_batchnorm=True": {
         "layer": "mid",
         "pooling": "grid",

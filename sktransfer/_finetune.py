@@ -118,9 +118,12 @@ class FineTuneClassifier(SkorchGlue):
         None gives every stage ``backbone_lr``.
     label_smoothing : float, default=0.0
         Label smoothing of the cross-entropy loss, as in torch.
-    weight_averaging : {"swa"} or None, default=None
+    weight_averaging : {"swa", "wise"} or None, default=None
         "swa" averages the trained weights over the last quarter of the
-        optimiser steps and uses the average.
+        optimiser steps and uses the average. "wise" averages the trained
+        model with the one training started from (pretrained stages and the
+        probed head), weights and BatchNorm statistics half and half
+        (WiSE-FT), which keeps part of what fine-tuning forgets.
     tta : bool, default=False
         Test-time augmentation: ``predict`` and ``predict_proba`` average the
         class probabilities of each image and four copies shifted by 1/16 of
@@ -271,7 +274,7 @@ class FineTuneClassifier(SkorchGlue):
         "warmup": [Interval(Real, 0, 1, closed="left")],
         "layer_decay": [Interval(Real, 0, 1, closed="right"), None],
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
-        "weight_averaging": [StrOptions({"swa"}), None],
+        "weight_averaging": [StrOptions({"swa", "wise"}), None],
         "freeze_batchnorm": ["boolean"],
         "recalibrate_bn": ["boolean"],
         "tta": ["boolean"],

@@ -9,7 +9,8 @@ Each piece is a plain function or a skorch callback driven by one parameter of
   rate per optimiser step (linear warm-up, then cosine decay to zero);
 * ``layer_decay``: :func:`stage_lr_scales` gives earlier stages smaller rates;
 * ``weight_averaging="swa"``: :class:`WeightAveraging` averages the trainable
-  weights over the last quarter of the steps;
+  weights over the last quarter of the steps; ``"wise"``:
+  :class:`StartInterpolation` averages the trained model with the starting one;
 * ``recalibrate_bn``: :func:`recalibrate_batchnorm` re-estimates the running
   statistics of the trained BatchNorm layers on the training inputs, which few
   optimiser steps (or averaged weights) leave stale.
@@ -27,6 +28,7 @@ __all__ = [
     "AUTO_MIN_STEPS",
     "AUTO_MIN_EPOCHS",
     "StepSchedule",
+    "StartInterpolation",
     "WeightAveraging",
     "auto_epochs",
     "recalibrate_batchnorm",
@@ -129,6 +131,39 @@ class StepSchedule(Callback):
     def on_epoch_end(self, net, **kwargs):
         net.history.record("steps", self.step_)
         net.history.record("lr", net.optimizer_.param_groups[0]["lr"])
+
+
+class StartInterpolation(Callback):
+    """Average the trained weights with those training started from (WiSE-FT).
+
+    Fine-tuning from a good start (pretrained stages, a probed head) can
+    forget what the start knew; the average of the two models, weights and
+    BatchNorm statistics alike, keeps part of both (Wortsman et al., 2022).
+
+    Parameters
+    ----------
+    alpha : float, default=0.5
+        Share of the trained weights: 1 keeps them, 0 the starting ones.
+    """
+
+    def __init__(self, alpha: float = 0.5):
+        self.alpha = alpha
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.start_ = {
+            name: value.detach().clone()
+            for name, value in net.module_.state_dict().items()
+            if value.is_floating_point()
+        }
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        start, self.start_ = getattr(self, "start_", None), None  # not pickled
+        if not start:
+            return
+        state = net.module_.state_dict()
+        with torch.no_grad():
+            for name, value in start.items():
+                state[name].lerp_(value, 1.0 - self.alpha)
 
 
 class WeightAveraging(Callback):

@@ -33,7 +33,12 @@ from ._adaptation import (
 )
 from ._inputs import SourceDataset, collate_samples
 from ._labels import check_labels, encode_labels, fit_classes
-from ._recipe import StepSchedule, WeightAveraging, stage_lr_scales
+from ._recipe import (
+    StartInterpolation,
+    StepSchedule,
+    WeightAveraging,
+    stage_lr_scales,
+)
 from ._runtime import to_device
 from ._training import criterion_weight, seed_of
 from ._validation import (
@@ -78,6 +83,8 @@ class SkorchGlue(NeuralNetClassifier):
         callbacks.insert(-1, ("lr_schedule", schedule))
         if self.weight_averaging == "swa":
             callbacks.insert(-1, ("weight_averaging", WeightAveraging()))
+        elif self.weight_averaging == "wise":
+            callbacks.insert(-1, ("weight_averaging", StartInterpolation()))
         if self.early_stopping:
             stopper = EarlyStopping(
                 monitor="valid_loss", patience=self.n_iter_no_change, load_best=True

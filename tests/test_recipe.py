@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from sktransfer import resolve_backbone
 from sktransfer._recipe import (
     AUTO_MIN_EPOCHS,
     AUTO_MIN_STEPS,
@@ -83,6 +84,23 @@ def test_weight_averaging_changes_the_final_weights(fifty_digits, make_classifie
     head_plain, head_avg = plain.module_.head[-1], averaged.module_.head[-1]
     assert not torch.equal(head_plain.weight, head_avg.weight)
     assert averaged.score(X, y) > 0.5
+
+
+def test_wise_interpolation_is_the_midpoint_of_start_and_trained_weights(
+    fifty_digits, make_classifier
+):
+    X, y = fifty_digits
+    params = {"freeze": 3, "max_epochs": 3, "lr": 1e-2}
+    trained = make_classifier(**params).fit(X, y).module_.backbone.state_dict()
+    wise = make_classifier(weight_averaging="wise", **params).fit(X, y)
+    start = resolve_backbone("fmnist_resnet", "DEFAULT").state_dict()
+    mixed = wise.module_.backbone.state_dict()
+    moved = [k for k in start if not torch.equal(start[k], trained[k])]
+    assert any("layer3" in k and "running_mean" in k for k in moved)
+    for key in moved:
+        if start[key].is_floating_point():
+            expected = (start[key] + trained[key]) / 2
+            torch.testing.assert_close(mixed[key], expected, rtol=1e-5, atol=1e-6)
 
 
 def test_batchnorm_recalibration_touches_only_trained_layers(
