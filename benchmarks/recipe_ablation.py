@@ -13,10 +13,11 @@ tasks, never on one.
 Tasks (same splits as ``transfer_vs_scratch``): Fashion-MNIST 0-4 -> 5-9 with
 the benchmark's ResNet source (``fashion``) and with a user's own 3-block CNN
 given as ``(name, module)`` stages (``user_cnn``); the shipped clothes backbone
--> 8x8 digits (``digits``). k labels per class, 3 seeds, test sets of 2,000
-images (Fashion) or all other digits. Each row changes one parameter from the
-``recipe`` row; ``tutorial`` is the hand-written loop (Adam 1e-3, 30 epochs,
-batch 32) on the same splits.
+-> 8x8 digits (``digits``); the ImageNet EfficientNet-Lite0 on the Fashion
+target (``lite0``, only when named: slow). k labels per class, 3 seeds, test
+sets of 2,000 images (Fashion) or all other digits. Each row changes one
+parameter from the ``recipe`` row; ``tutorial`` is the hand-written loop (Adam
+1e-3, 30 epochs, batch 32) on the same splits.
 
 Run: ``./dev bench recipe_ablation`` (``--tasks fashion digits --ks 10 50``).
 Results: ``benchmarks/results/recipe_ablation.{json,md}``.
@@ -39,8 +40,10 @@ from sklearn.exceptions import ConvergenceWarning
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS_DIR, write_results
 from _handwritten import (
+    Lite0Tutorial,
     TutorialFineTune,
     UserCNN,
+    lite0_imagenet_checkpoint,
     pretrain_user_cnn,
     user_cnn_stages,
 )
@@ -149,6 +152,7 @@ def tasks(test_size: int) -> list[Task]:
             ks=(),
             test_rest=True,
         ),
+        Task("lite0", "ImageNet EfficientNet-Lite0 -> Fashion 5-9", ks=(), **fashion),
     ]
     out[0].methods = {
         "backbone": lambda: stages(5),
@@ -178,10 +182,24 @@ def tasks(test_size: int) -> list[Task]:
             shipped_checkpoint, 10, FMNIST_MEAN, FMNIST_STD, seed=seed
         ),
     }
+    out[3].methods = {
+        "backbone": lambda: "efficientnet_lite0",
+        "weights": "DEFAULT",
+        "image_size": None,  # the library's choice for 28 px images: 64 px
+        "tutorial": lambda seed: TutorialFineTune(
+            lite0_imagenet_checkpoint,
+            1000,
+            (0.5,),
+            (0.5,),
+            seed=seed,
+            build=Lite0Tutorial,
+            size=64,
+        ),
+    }
     return out
 
 
-def run(task: Task, ks, seeds, variants, log=print) -> list:
+def run(task: Task, ks, seeds, variants, log=print, tutorial: bool = True) -> list:
     records = []
     spec = task.methods
     for k in ks:
@@ -200,7 +218,8 @@ def run(task: Task, ks, seeds, variants, log=print) -> list:
                 )
                 for name, params in variants.items()
             }
-            makers["tutorial"] = lambda: spec["tutorial"](seed)
+            if tutorial:
+                makers["tutorial"] = lambda: spec["tutorial"](seed)
             for name, make in makers.items():
                 model = make()
                 start = time.perf_counter()
@@ -276,6 +295,9 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument("--test-size", type=int, default=2000)
     parser.add_argument("--name", default=NAME)
+    parser.add_argument(
+        "--no-tutorial", action="store_true", help="skip the hand-written loop row"
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     variants = {name: VARIANTS[name] for name in args.variants}
@@ -285,7 +307,9 @@ def main() -> None:
     for task in tasks(args.test_size):
         if task.name in args.tasks:
             print(f"\n== {task.title}")
-            records += run(task, args.ks, seeds, variants)
+            records += run(
+                task, args.ks, seeds, variants, tutorial=not args.no_tutorial
+            )
     payload = {
         "command": "./dev bench recipe_ablation " + " ".join(sys.argv[1:]),
         "hypothesis": __doc__.split("Hypothesis\n----------\n")[1].split("\n\n")[0],

@@ -274,7 +274,7 @@ def imagenet_task(fashion: Task) -> Task:
     task.methods = {
         name: make
         for name, make in task.methods.items()
-        if name in ("defaults", "tutorial", "lr", "lr_final", "ft_all")
+        if name in ("defaults", "tutorial", "lr", "lr_final", "ft_all", "grid")
     }
     return task
 
