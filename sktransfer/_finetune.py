@@ -95,8 +95,10 @@ class FineTuneClassifier(SkorchGlue):
     backbone_lr : float or None, default=None
         Learning rate of the unfrozen backbone stages. None uses the
         backbone's own recommendation where it has one (``5e-5`` for text
-        transformers) and ``lr`` otherwise: one rate for backbone and head
-        measured as good as or better than a slower backbone on image tasks.
+        transformers); otherwise ``lr / 3`` when the head starts from the
+        probe (it already fits, so the stages below move gently: linear
+        probing, then fine-tuning) and ``lr`` when it starts at random (the
+        best choice measured for each start).
     weight_decay : float, default=1e-2
         Decoupled weight decay of AdamW.
     max_epochs : int or "auto", default="auto"

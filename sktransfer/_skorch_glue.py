@@ -40,7 +40,7 @@ from ._recipe import (
     stage_lr_scales,
 )
 from ._runtime import to_device
-from ._training import criterion_weight, seed_of
+from ._training import criterion_weight, seed_of, starts_from_probe
 from ._validation import (
     check_width,
     input_modality,
@@ -126,11 +126,15 @@ class SkorchGlue(NeuralNetClassifier):
             return float(self.backbone_lr)
         backbone = getattr(self.module_, "backbone", None)
         recommended = getattr(backbone, "finetune_lr", None)
-        if recommended is None or not self._pretrained():
-            # One rate for backbone and head: as good or better than lr / 3 in
-            # benchmarks/recipe_ablation.py (results/recipe_ablation_schedule).
-            return self.lr
-        return float(recommended)
+        if recommended is not None and self._pretrained():
+            return float(recommended)
+        if starts_from_probe(self):
+            # The head already fits: the stages below move at a third of its
+            # rate (linear probing, then fine-tuning; results/recipe_ablation_taps_lr).
+            return self.lr / 3
+        # A random head: one rate for both, as good or better than lr / 3
+        # (results/recipe_ablation_schedule).
+        return self.lr
 
     def initialize_optimizer(self, triggered_directly=None):
         # One group per trainable backbone stage (layer-wise rates), then the head.

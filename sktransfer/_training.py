@@ -31,6 +31,7 @@ __all__ = [
     "TrainingPlan",
     "plan_training",
     "run_training",
+    "starts_from_probe",
     "criterion_weight",
     "seed_of",
 ]
@@ -107,20 +108,29 @@ def plan_training(
         start=start,
         outputs=outputs,
     )
-    linear_head = not clf.head_hidden
-    # Stages without parameters (pooling) have nothing to train.
-    all_frozen = not any(p.requires_grad for p in module.backbone.parameters())
+    if probe and starts_from_probe(clf):
+        _fit_probe(clf, plan, y_encoded[train_index])
+        # Head-only with a linear head is convex: the probe is the optimum.
+        plan.done = not _trains_backbone(module)
+    return plan
+
+
+def starts_from_probe(clf) -> bool:
+    """Whether a fresh fit of ``clf`` starts its head at the probe's solution."""
     head_init = clf.head_init
     if head_init == "auto":
         # Measured (benchmarks/recipe_ablation.py): a probed head on the final
         # embedding holds the trained stages back; on mid-level taps it helps.
         final = getattr(clf, "_head_on_final_", True)
-        head_init = "probe" if all_frozen or not final else "random"
-    if probe and head_init == "probe" and clf._pretrained() and linear_head:
-        _fit_probe(clf, plan, y_encoded[train_index])
-        # Head-only with a linear head is convex: the probe is the optimum.
-        plan.done = all_frozen
-    return plan
+        head_init = (
+            "probe" if not _trains_backbone(clf.module_) or not final else "random"
+        )
+    return head_init == "probe" and clf._pretrained() and not clf.head_hidden
+
+
+def _trains_backbone(module) -> bool:
+    # Stages without parameters (pooling) have nothing to train.
+    return any(p.requires_grad for p in module.backbone.parameters())
 
 
 def run_training(

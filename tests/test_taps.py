@@ -118,3 +118,8 @@ def test_default_head_sees_mid_level_stages_and_starts_from_the_probe(digits):
     final = FineTuneClassifier(**common, layer=None, max_epochs=0)
     final.fit(X[train], y[train])
     assert final.score(X[test], y[test]) < 0.5 < probe.score(X[test], y[test])
+    # A probed head: the stages below learn at a third of its rate.
+    head, *stages = (g["initial_lr"] for g in untrained.optimizer_.param_groups)
+    assert head == 3e-3 and stages and all(lr == 1e-3 for lr in stages)
+    head, *stages = (g["initial_lr"] for g in final.optimizer_.param_groups)
+    assert stages and all(lr == head == 3e-3 for lr in stages)
