@@ -251,8 +251,7 @@ class PretrainedFeatureExtractor(
             max_length=self.max_length,
         )
         # Later stages are never computed, so drop them.
-        taps = net.taps(self.layer)
-        net.truncate(taps[-1])
+        taps = net.keep_taps(self.layer)
         self._set_fitted_backbone(net, device, taps)
         check_width(self, X, reset=True)
         return self
@@ -273,9 +272,7 @@ class PretrainedFeatureExtractor(
         self.taps_ = list(taps)
         names = [net.stage_names[stop - 1] for stop in self.taps_]
         self.layer_ = names[0] if len(names) == 1 else names
-        self.n_features_out_ = sum(
-            net.pooled_width(stop, self.pooling) for stop in self.taps_
-        )
+        self.n_features_out_ = net.tapped_width(self.taps_, self.pooling)
 
     # The fitted backbone lives in the runtime; these name its parts.
     @property
@@ -314,8 +311,7 @@ class PretrainedFeatureExtractor(
         net = resolve_backbone(
             self.backbone, None, image_size=size, max_length=self.max_length
         )
-        taps = net.taps(config["layer"])
-        net.truncate(taps[-1])
+        taps = net.keep_taps(config["layer"])
         load_weights_into(net, tensors, "the saved model")
         self._set_fitted_backbone(net, resolve_device(self.device), taps)
 

@@ -410,12 +410,12 @@ class FineTuneClassifier(SkorchGlue):
         self.image_size_ = straight_size(backbone.preprocessing)
         n_frozen = backbone.frozen_depth(self.freeze)
         # Stages after the last tap are never needed: drop them.
-        taps = backbone.taps(self.layer)
-        self._head_on_final_ = taps == [backbone.n_stages]
-        backbone.truncate(taps[-1])
+        n_stages = backbone.n_stages
+        taps = backbone.keep_taps(self.layer)
+        self._head_on_final_ = taps == [n_stages]
         n_frozen = min(n_frozen, taps[-1])
         head = build_head(
-            sum(backbone.pooled_width(stop, self.pooling) for stop in taps),
+            backbone.tapped_width(taps, self.pooling),
             tuple(self.head_hidden),
             float(self.head_dropout),
             len(self.classes_),

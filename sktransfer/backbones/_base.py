@@ -262,6 +262,16 @@ class Backbone(nn.Module):
             return sorted({self.stop_after(item) for item in layer})
         return [self.stop_after(layer)]
 
+    def keep_taps(self, layer) -> list[int]:
+        """Drop the stages after the ``layer`` selection; return its :meth:`taps`."""
+        taps = self.taps(layer)
+        self.truncate(taps[-1])
+        return taps
+
+    def tapped_width(self, taps: list[int], pooling: str | None) -> int:
+        """Width of the pooled outputs of ``taps``, concatenated."""
+        return sum(self.pooled_width(stop, pooling) for stop in taps)
+
     def frozen_depth(self, freeze: int | str) -> int:
         """Number of stages a ``freeze`` depth (a count or ``"all"``) covers."""
         if freeze == "all":
