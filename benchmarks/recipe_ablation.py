@@ -26,6 +26,7 @@ Results: ``benchmarks/results/recipe_ablation.{json,md}``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 import warnings
@@ -60,7 +61,7 @@ from _transfer import (
     stratified_subset,
 )
 
-from sktransfer import FineTuneClassifier
+from sktransfer import FineTuneClassifier, _recipe
 
 NAME = "recipe_ablation"
 SEEDS = (0, 1, 2)
@@ -122,6 +123,29 @@ VARIANTS = {
         "pooling": "grid",
         "head_init": "probe",
         "freeze_batchnorm": True,
+    },
+    # The defaults (head on the taps, probe start, backbone at lr / 3) with a
+    # larger floor of optimiser steps for max_epochs="auto" (see auto_steps).
+    "defaults, auto floor 200 steps": {
+        "layer": "mid",
+        "pooling": "grid",
+        "auto_min_steps": 200,
+    },
+    "defaults, auto floor 300 steps": {
+        "layer": "mid",
+        "pooling": "grid",
+        "auto_min_steps": 300,
+    },
+    "defaults, probe_C=0.1": {"layer": "mid", "pooling": "grid", "probe_C": 0.1},
+    "defaults, probe_C=0.01": {"layer": "mid", "pooling": "grid", "probe_C": 0.01},
+    "defaults": {"layer": "mid", "pooling": "grid"},
+    "defaults, warmup=0.1": {"layer": "mid", "pooling": "grid", "warmup": 0.1},
+    "defaults, warmup=0.2": {"layer": "mid", "pooling": "grid", "warmup": 0.2},
+    "defaults, tta=True": {"layer": "mid", "pooling": "grid", "tta": True},
+    "defaults, schedule=None (constant lr)": {
+        "layer": "mid",
+        "pooling": "grid",
+        "schedule": None,
     },
     "layer='mid', pooling='grid', freeze='all'": {
         "layer": "mid",
@@ -199,9 +223,27 @@ def tasks(test_size: int) -> list[Task]:
     return out
 
 
+@contextlib.contextmanager
+def auto_steps(min_steps: int | None):
+    """Within the block, ``max_epochs="auto"`` gives at least ``min_steps`` steps."""
+    saved = _recipe.AUTO_MIN_STEPS
+    if min_steps is not None:
+        _recipe.AUTO_MIN_STEPS = min_steps
+    try:
+        yield
+    finally:
+        _recipe.AUTO_MIN_STEPS = saved
+
+
 def run(task: Task, ks, seeds, variants, log=print, tutorial: bool = True) -> list:
     records = []
     spec = task.methods
+    # auto_min_steps is the benchmark's knob on the max_epochs="auto" rule, not
+    # a parameter of the estimator.
+    library_params = {
+        name: {key: v for key, v in params.items() if key != "auto_min_steps"}
+        for name, params in variants.items()
+    }
     for k in ks:
         for seed in seeds:
             X_train, y_train, X_test, y_test = task.split(k, seed)
@@ -216,14 +258,15 @@ def run(task: Task, ks, seeds, variants, log=print, tutorial: bool = True) -> li
                         **{**RECIPE, **params},
                     )
                 )
-                for name, params in variants.items()
+                for name, params in library_params.items()
             }
             if tutorial:
                 makers["tutorial"] = lambda: spec["tutorial"](seed)
             for name, make in makers.items():
                 model = make()
                 start = time.perf_counter()
-                model.fit(X_train, y_train)
+                with auto_steps(variants.get(name, {}).get("auto_min_steps")):
+                    model.fit(X_train, y_train)
                 seconds = time.perf_counter() - start
                 accuracy = float(np.mean(model.predict(X_test) == y_test))
                 records.append(

@@ -68,13 +68,13 @@ else:
 # -----------------------------------------
 # With ``adaptation=None`` the target rows are left out (the source-only
 # baseline with the same call); ``adaptation="coral"`` adds the covariance
-# alignment of source and target features to the loss. The head sits on the
-# final embedding (``layer=None``), where Deep CORAL was measured to help most.
+# alignment of source and target features to the loss. With ``adaptation``
+# set, the default ``layer="auto"`` puts the head on the final embedding, where
+# Deep CORAL was measured to help most.
 for adaptation in (None, "coral"):
     clf = FineTuneClassifier(
         "fmnist_resnet",
         adaptation=adaptation,
-        layer=None,
         max_epochs=4,
         device="cpu",
         random_state=0,

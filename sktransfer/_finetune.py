@@ -51,15 +51,17 @@ class FineTuneClassifier(SkorchGlue):
         BatchNorm statistics never change. 0 fine-tunes everything (the default:
         it transferred best with 10 to 250 labels per class); "all" trains the
         head only, solved exactly as a logistic regression, and is much faster.
-    layer : "mid", None, str, int or list, default="mid"
+    layer : "auto", "mid", None, str, int or list, default="auto"
         Stage(s) whose pooled outputs the head sees, as in
         :class:`PretrainedFeatureExtractor`. "mid" concatenates the fourth-
         and third-last stages (for a ResNet ``layer2`` and ``layer3``):
         mid-level features, which transferred better than the final
         embedding, frozen or fine-tuned. None is the final embedding; a stage
         name or index, or a list of them, picks stages. Stages after the last
-        selected one are dropped from the model. Text backbones' "mid" is
-        their final sentence embedding.
+        selected one are dropped from the model. "auto" is "mid", except with
+        ``adaptation``, where it is the final embedding: aligning domains
+        through all the stages recovered more of the shift. Text backbones'
+        "mid" is their final sentence embedding.
     pooling : {"grid", "avg", "max", "avgmax", "gem"} or None, default="grid"
         How each selected stage's output becomes a vector: "grid" averages
         feature maps over a coarse 4 x 4 grid (see
@@ -302,7 +304,7 @@ class FineTuneClassifier(SkorchGlue):
         *,
         weights="DEFAULT",
         freeze=0,
-        layer="mid",
+        layer="auto",
         pooling="grid",
         head_hidden=(),
         head_dropout=0.0,
@@ -411,7 +413,7 @@ class FineTuneClassifier(SkorchGlue):
         n_frozen = backbone.frozen_depth(self.freeze)
         # Stages after the last tap are never needed: drop them.
         n_stages = backbone.n_stages
-        taps = backbone.keep_taps(self.layer)
+        taps = backbone.keep_taps(self._resolved_layer(backbone))
         self._head_on_final_ = taps == [n_stages]
         n_frozen = min(n_frozen, taps[-1])
         head = build_head(
@@ -438,6 +440,14 @@ class FineTuneClassifier(SkorchGlue):
                 self._resolved_device()
             )
         return self
+
+    def _resolved_layer(self, backbone):
+        """``layer`` with "auto" made concrete (unless a stage is named "auto")."""
+        if not (isinstance(self.layer, str) and self.layer == "auto"):
+            return self.layer
+        if "auto" in backbone.stage_names:
+            return "auto"
+        return "mid" if self.adaptation is None else None
 
     # ------------------------------------------------------------- estimator
     def fit(self, X, y, sample_domain=None, **fit_params):

@@ -8,7 +8,7 @@ import sklearn
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 
-from sktransfer import PretrainedFeatureExtractor
+from sktransfer import PretrainedFeatureExtractor, resolve_backbone
 from sktransfer._adaptation import DomainBatches, coral_loss, resolve_domains
 from sktransfer.datasets import blend_with_photos
 
@@ -194,3 +194,19 @@ def test_an_adapted_model_saves_and_loads_without_the_domain_classifier(
     np.testing.assert_allclose(
         loaded.predict_proba(X[:10]), clf.predict_proba(X[:10]), atol=1e-6
     )
+
+
+def test_auto_layer_is_mid_and_the_final_embedding_with_adaptation(
+    make_classifier, shifted_digits
+):
+    X, y, domain, _ = shifted_digits
+    plain = make_classifier(layer="auto", max_epochs=1).fit(
+        X[domain > 0], y[domain > 0]
+    )
+    assert plain.module_.taps == [3, 4]  # "mid": layer2 + layer3
+    assert plain.layer == "auto"  # the parameter is left as given
+    adapted = make_classifier(layer="auto", adaptation="coral", max_epochs=1)
+    adapted.fit(X, y, sample_domain=domain)
+    n_stages = resolve_backbone("fmnist_resnet", None).n_stages
+    assert adapted.module_.taps == [n_stages]
+    assert adapted.module_.backbone.n_stages == n_stages  # nothing dropped

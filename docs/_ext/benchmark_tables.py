@@ -159,6 +159,15 @@ def _embedding_defaults(doc: dict) -> str:
     )
 
 
+def _pinned(doc: dict) -> str:
+    """What the fine-tuned rows fixed beyond the library's defaults."""
+    # Results written before "pinned" was recorded all used these settings.
+    pinned = doc.get("pinned", {"backbone_lr": 1e-3, "layer": None, "pooling": "avg"})
+    if not pinned:
+        return "fine-tuned rows use the library's defaults."
+    return f"fine-tuned rows with {_cell(pinned)}."
+
+
 def _domain_adaptation(doc: dict) -> str:
     def cell(r):
         text = f"{r['target_mean']:.3f} ± {r['target_std']:.3f}"
@@ -170,8 +179,8 @@ def _domain_adaptation(doc: dict) -> str:
         f"Target test accuracy, mean ± std over {len(doc['seeds'])} seeds; in "
         "brackets, the share of the source-only -> oracle gap recovered. "
         f"{doc['n_images']} source, {doc['n_images']} unlabelled target and "
-        f"{doc['n_images']} test images per seed; max_epochs={doc['max_epochs']}, "
-        "backbone_lr=1e-3."
+        f"{doc['n_images']} test images per seed; max_epochs={doc['max_epochs']}; "
+        + _pinned(doc)
     )
     rows = [{**r, "column": r["shift"]} for r in doc["summary"]]
     names = doc["methods"]
@@ -182,6 +191,7 @@ def _domain_adaptation(doc: dict) -> str:
 
 LAYOUTS = {
     "domain_adaptation": _domain_adaptation,
+    "domain_adaptation_defaults": _domain_adaptation,
     "embedding_defaults": _embedding_defaults,
     "recipe_ablation": _recipe_ablation,
     "recipe_ablation_schedule": _recipe_ablation,
@@ -191,6 +201,8 @@ LAYOUTS = {
     "recipe_ablation_wise_a": _recipe_ablation,
     "recipe_ablation_wise_b": _recipe_ablation,
     "recipe_ablation_lite0": _recipe_ablation,
+    "recipe_ablation_steps": _recipe_ablation,
+    "recipe_ablation_constant": _recipe_ablation,
     "transfer_vs_scratch": _transfer_vs_scratch,
     "imagenet_features": _imagenet_features,
     "small_image_size": _small_image_size,
