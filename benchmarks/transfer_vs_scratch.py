@@ -509,10 +509,13 @@ def _markdown(tables, payload, quick) -> str:
             f"test accuracy **{a['test_accuracy']:.4f}** in {a['fit_seconds']:.0f} s "
             f"(Fashion-MNIST benchmark table, 2 Conv+pooling: {ANCHOR_TARGET})."
         )
+    # Merged parts: the wall time is the longest part's, the CPU time the sum.
+    parts = payload.get("parts")
+    run = f"{len(parts)} part runs, the longest" if parts else "Whole run"
     lines.append(
-        f"\nWhole run{' (--quick)' if quick else ''}: "
-        f"{payload['total_seconds'] / 60:.1f} min wall, "
-        f"{payload['total_cpu_seconds'] / 60:.1f} min CPU time of the process "
+        f"\n{run}{' (--quick)' if quick else ''}: "
+        f"{payload['total_seconds'] / 60:.1f} min wall; "
+        f"{payload['total_cpu_seconds'] / 60:.1f} min CPU time in all "
         f"({payload['torch_threads']} torch threads)"
         + ("" if source.get("cached") is False else "; source backbone from cache")
         + "."

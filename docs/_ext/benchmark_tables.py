@@ -192,6 +192,7 @@ def _domain_adaptation(doc: dict) -> str:
 LAYOUTS = {
     "domain_adaptation": _domain_adaptation,
     "domain_adaptation_defaults": _domain_adaptation,
+    "domain_adaptation_mid_head": _domain_adaptation,
     "embedding_defaults": _embedding_defaults,
     "recipe_ablation": _recipe_ablation,
     "recipe_ablation_schedule": _recipe_ablation,
