@@ -113,9 +113,11 @@ class FineTuneClassifier(SkorchGlue):
     schedule : {"cosine"} or None, default="cosine"
         Learning rates decay per optimiser step with a half cosine to zero
         over the run; None keeps them constant (after any warm-up).
-    warmup : float, default=0.0
+    warmup : float, default=0.1
         Share of the optimiser steps over which learning rates rise linearly
-        from zero.
+        from zero. Adam's first steps move every weight by about the full
+        rate, however small its gradient; warming up keeps them from shaking
+        the pretrained stages under a head that already fits (the probe).
     layer_decay : float or None, default=None
         Layer-wise learning-rate decay: the last backbone stage trains at
         ``backbone_lr``, each earlier one at ``layer_decay`` times the next.
@@ -319,7 +321,7 @@ class FineTuneClassifier(SkorchGlue):
         max_epochs="auto",
         batch_size=32,
         schedule="cosine",
-        warmup=0.0,
+        warmup=0.1,
         layer_decay=None,
         label_smoothing=0.0,
         weight_averaging=None,
