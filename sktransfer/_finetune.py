@@ -58,9 +58,10 @@ class FineTuneClassifier(SkorchGlue):
         mid-level features, which transferred better than the final
         embedding, frozen or fine-tuned. None is the final embedding; a stage
         name or index, or a list of them, picks stages. Stages after the last
-        selected one are dropped from the model. "auto" is "mid", except with
-        ``adaptation``, where it is the final embedding: aligning domains
-        through all the stages recovered more of the shift. Text backbones'
+        selected one are dropped from the model. "auto" is "mid", except when
+        ``adaptation`` is set and ``fit`` gets target rows: then it is the
+        final embedding, as aligning domains through all the stages recovered
+        more of the shift. ``layer_`` says what was used. Text backbones'
         "mid" is their final sentence embedding.
     pooling : {"grid", "avg", "max", "avgmax", "gem"} or None, default="grid"
         How each selected stage's output becomes a vector: "grid" averages
@@ -221,6 +222,8 @@ class FineTuneClassifier(SkorchGlue):
     image_size_ : (int, int) or None
         ``(height, width)`` images are resized straight to, or None when the
         weights' resize/crop recipe is used.
+    layer_ : str, int, list or None
+        The stages the head sees: ``layer`` with "auto" resolved.
     module_ : TransferNet
         The trained network: preprocessing, backbone stages and head.
     n_frozen_ : int
@@ -415,7 +418,8 @@ class FineTuneClassifier(SkorchGlue):
         n_frozen = backbone.frozen_depth(self.freeze)
         # Stages after the last tap are never needed: drop them.
         n_stages = backbone.n_stages
-        taps = backbone.keep_taps(self._resolved_layer(backbone))
+        self.layer_ = self._resolved_layer(backbone)
+        taps = backbone.keep_taps(self.layer_)
         self._head_on_final_ = taps == [n_stages]
         n_frozen = min(n_frozen, taps[-1])
         head = build_head(
@@ -444,12 +448,20 @@ class FineTuneClassifier(SkorchGlue):
         return self
 
     def _resolved_layer(self, backbone):
-        """``layer`` with "auto" made concrete (unless a stage is named "auto")."""
+        """``layer`` with "auto" made concrete (unless a stage is named "auto").
+
+        "auto" is the final embedding only when this fit adapts (``adaptation``
+        set and target rows given): without target rows, adaptation changes
+        nothing, not even the head's place.
+        """
+        if getattr(self, "_restoring", False) and hasattr(self, "_restored_layer"):
+            return self._restored_layer
         if not (isinstance(self.layer, str) and self.layer == "auto"):
             return self.layer
         if "auto" in backbone.stage_names:
             return "auto"
-        return "mid" if self.adaptation is None else None
+        adapting = getattr(self, "_adapts_this_fit", self.adaptation is not None)
+        return None if adapting else "mid"
 
     # ------------------------------------------------------------- estimator
     def fit(self, X, y, sample_domain=None, **fit_params):
@@ -481,6 +493,9 @@ class FineTuneClassifier(SkorchGlue):
         )
         if not continuing:
             self._input_size = source_image_size(source)
+            self._adapts_this_fit = bool(self.adaptation) and bool(
+                domains is not None and domains.has_target
+            )
         self.device_ = resolve_device(self.device)
         check_width(self, X, reset=not continuing)
         with self._seeded():

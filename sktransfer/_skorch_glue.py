@@ -330,6 +330,7 @@ class SkorchGlue(NeuralNetClassifier):
             "classes": self.classes_.tolist(),
             "classes_dtype": self.classes_.dtype.str,
             "image_size_": size and list(size),
+            "layer_": getattr(self, "layer_", self.layer),
         }
         tensors = dict(self.module_.state_dict())
         weight = getattr(self.criterion_, "weight", None)
@@ -344,6 +345,8 @@ class SkorchGlue(NeuralNetClassifier):
         if "layer" not in config.get("params", {}):
             # Saved before the head could see chosen stages: the final embedding.
             self.layer, self.pooling = None, "avg"
+        if "layer_" in config:  # what layer="auto" chose at fit time
+            self._restored_layer = config["layer_"]
         classes = np.asarray(config["classes"], dtype=np.dtype(config["classes_dtype"]))
         tensors = dict(tensors)
         weight = tensors.pop(_CRITERION_WEIGHT, None)

@@ -8,7 +8,12 @@ import sklearn
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 
-from sktransfer import PretrainedFeatureExtractor, resolve_backbone
+from sktransfer import (
+    PretrainedFeatureExtractor,
+    load_model,
+    resolve_backbone,
+    save_model,
+)
 from sktransfer._adaptation import DomainBatches, coral_loss, resolve_domains
 from sktransfer.datasets import blend_with_photos
 
@@ -62,9 +67,11 @@ def test_no_target_rows_gives_exactly_the_plain_fit(
     make_classifier, few_digits, adaptation
 ):
     X, y = few_digits
-    plain = make_classifier().fit(X, y)
-    adapted = make_classifier(adaptation=adaptation).fit(X, y)
-    np.testing.assert_array_equal(plain.predict_proba(X), adapted.predict_proba(X))
+    for layer in (None, "auto"):  # "auto" keeps its place without target rows
+        plain = make_classifier(layer=layer).fit(X, y)
+        adapted = make_classifier(adaptation=adaptation, layer=layer).fit(X, y)
+        assert adapted.layer_ == plain.layer_
+        np.testing.assert_array_equal(plain.predict_proba(X), adapted.predict_proba(X))
 
 
 def test_sample_domain_is_inferred_from_masked_labels(make_classifier, shifted_digits):
@@ -197,7 +204,7 @@ def test_an_adapted_model_saves_and_loads_without_the_domain_classifier(
 
 
 def test_auto_layer_is_mid_and_the_final_embedding_with_adaptation(
-    make_classifier, shifted_digits
+    make_classifier, shifted_digits, tmp_path
 ):
     X, y, domain, _ = shifted_digits
     plain = make_classifier(layer="auto", max_epochs=1).fit(
@@ -210,3 +217,11 @@ def test_auto_layer_is_mid_and_the_final_embedding_with_adaptation(
     n_stages = resolve_backbone("fmnist_resnet", None).n_stages
     assert adapted.module_.taps == [n_stages]
     assert adapted.module_.backbone.n_stages == n_stages  # nothing dropped
+    assert (plain.layer_, adapted.layer_) == ("mid", None)
+    # What "auto" chose is saved with the model.
+    save_model(adapted, tmp_path / "adapted")
+    restored = load_model(tmp_path / "adapted")
+    assert restored.module_.taps == [n_stages]
+    np.testing.assert_allclose(
+        restored.predict_proba(X[:20]), adapted.predict_proba(X[:20]), atol=1e-6
+    )
