@@ -27,7 +27,8 @@ Tasks
    all of Fashion-MNIST against the "2 Conv+pooling" row of the Fashion-MNIST
    benchmark table (0.916 test accuracy).
 
-Methods (``LABELS`` below): ``FineTuneClassifier(backbone)`` with nothing else
+Methods (``LABELS`` below; each task's data and estimator factories are in
+``_scratch_tasks.py``): ``FineTuneClassifier(backbone)`` with nothing else
 set (its default is ``freeze=0``, so no separate ``freeze=0`` row); the same
 architecture from scratch; the loop of common PyTorch tutorials (new linear
 head, every layer trained with Adam 1e-3 and cross-entropy, batch 32, fixed
@@ -57,57 +58,36 @@ import argparse
 import sys
 import time
 import warnings
-from collections import OrderedDict
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
-from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, RepeatedStratifiedKFold
-from sklearn.pipeline import Pipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS_DIR, write_results
-from _handwritten import (
-    Lite0Tutorial,
-    TutorialFineTune,
-    UserCNN,
-    lite0_imagenet_checkpoint,
-    pretrain_user_cnn,
-    user_cnn_stages,
-)
+from _handwritten import pretrain_user_cnn
 from _parts import read_parts
+from _scratch_tasks import (
+    all_tasks_for_report,
+    digits_task,
+    fashion_task,
+    imagenet_task,
+    user_cnn_task,
+)
 from _transfer import (
-    CUSTOM_MEAN,
-    CUSTOM_STD,
-    FMNIST_MEAN,
-    FMNIST_STD,
     Task,
-    fashion_mnist_split,
     plot,
     pretrain_source,
     results_table,
     run_task,
-    shipped_checkpoint,
-    stages,
-    stratified_subset,
     summarise,
 )
 
-from sktransfer import FineTuneClassifier, PretrainedFeatureExtractor
+from sktransfer import FineTuneClassifier
 from sktransfer.datasets import load_fashion_mnist
 
 NAME = "transfer_vs_scratch"
-# What weights=None means for a registered name, spelled out for custom modules.
-FROM_SCRATCH = {
-    "weights": None,
-    "head_init": "random",
-    "backbone_lr": FineTuneClassifier().lr,
-}
 SEEDS = (0, 1, 2)
 ANCHOR_TARGET = 0.916  # Fashion-MNIST benchmark table, "2 Conv+pooling"
 LABELS = {
@@ -121,186 +101,6 @@ LABELS = {
     "grid": 'GridSearchCV(FineTuneClassifier, freeze=[0, "all"], cv=3)',
     "grid_repeated": "the same, cv=RepeatedStratifiedKFold(5 folds x 2)",
 }
-
-
-def methods(backbone, weights, scratch, tutorial, tutorial_scratch=None):
-    """Estimator factories ``make(seed, epochs)`` for one source backbone.
-
-    ``backbone()`` returns what a user passes (a name or pretrained stages);
-    rows other than the baselines use library defaults unless they name one
-    parameter. ``epochs`` (the benchmark's budget) only drives the
-    hand-written loops and ``max_epochs`` of the from-scratch row's budget is
-    the library's own.
-    """
-
-    def finetune(seed, **params):
-        extra = {} if weights is None else {"weights": weights}
-        return FineTuneClassifier(
-            backbone(), **extra, **params, device="cpu", random_state=seed
-        )
-
-    def extractor_lr(seed, epochs, **params):
-        extra = {} if weights is None else {"weights": weights}
-        extractor = PretrainedFeatureExtractor(
-            backbone(), **extra, **params, device="cpu", progress=False
-        )
-        return Pipeline(
-            [("emb", extractor), ("clf", LogisticRegression(max_iter=3000))]
-        )
-
-    return {
-        "defaults": lambda seed, epochs: finetune(seed),
-        "scratch": lambda seed, epochs: FineTuneClassifier(
-            **scratch(seed), freeze=0, device="cpu", random_state=seed
-        ),
-        "tutorial": tutorial,
-        "tutorial_scratch": tutorial_scratch,
-        "lr": extractor_lr,
-        "lr_final": lambda seed, epochs: extractor_lr(seed, epochs, layer=None),
-        "ft_all": lambda seed, epochs: finetune(seed, freeze="all"),
-        "grid": lambda seed, epochs: GridSearchCV(
-            finetune(seed), {"freeze": [0, "all"]}, cv=3
-        ),
-        # The small-data recipe of the user guide: 5 folds, repeated twice, so
-        # every image is scored twice and no fold has 3 images per class.
-        "grid_repeated": lambda seed, epochs: GridSearchCV(
-            finetune(seed),
-            {"freeze": [0, "all"]},
-            cv=RepeatedStratifiedKFold(n_splits=5, n_repeats=2, random_state=seed),
-        ),
-    }
-
-
-def _pretrained_stages(n_classes, checkpoint):
-    """The benchmark's source ResNet as a user holds it: stages with weights."""
-    state = load_file(checkpoint)
-    parts = stages(n_classes)
-    holder = torch.nn.Sequential(OrderedDict(parts))
-    holder.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")})
-    return list(holder.named_children())
-
-
-def fashion_task(source: dict, quick: bool) -> Task:
-    X_pool, y_pool = fashion_mnist_split((5, 6, 7, 8, 9), "train")
-    X_test, y_test = fashion_mnist_split((5, 6, 7, 8, 9), "test")
-    if quick:
-        keep = stratified_subset(y_test, 1000)
-        X_test, y_test = X_test[keep], y_test[keep]
-    checkpoint = source["checkpoint"]
-    task = Task(
-        name="fashion",
-        title=f"Fashion-MNIST classes 0-4 -> classes 5-9 (test: {len(y_test)} images)",
-        X_pool=X_pool,
-        y_pool=y_pool,
-        X_test=X_test,
-        y_test=y_test,
-        ks=(10, 50) if quick else (10, 50, 250),
-    )
-    task.methods = methods(
-        backbone=lambda: _pretrained_stages(5, checkpoint),
-        weights=None,
-        # Same architecture and normalisation, random weights, seeded.
-        # Random stages passed as a module: say explicitly that nothing is
-        # pretrained (no probe initialisation, one learning rate everywhere).
-        scratch=lambda seed: {"backbone": stages(5, seed=seed), **FROM_SCRATCH},
-        tutorial=lambda seed, epochs: TutorialFineTune(
-            lambda: load_file(checkpoint),
-            5,
-            CUSTOM_MEAN,
-            CUSTOM_STD,
-            epochs=epochs,
-            seed=seed,
-        ),
-        tutorial_scratch=lambda seed, epochs: TutorialFineTune(
-            None, 5, CUSTOM_MEAN, CUSTOM_STD, epochs=epochs, seed=seed
-        ),
-    )
-    return task
-
-
-def user_cnn_task(fashion: Task, user: dict, load: bool = True) -> Task:
-    """The same target task from a user's own 3-block CNN (held-out kind)."""
-    state = load_file(user["checkpoint"]) if load else None
-    task = replace(
-        fashion,
-        name="user_cnn",
-        title="User's 3-block CNN, Fashion-MNIST classes 0-4 -> 5-9",
-    )
-    task.methods = methods(
-        backbone=lambda: user_cnn_stages(state),
-        weights=None,
-        scratch=lambda seed: {"backbone": user_cnn_stages(seed=seed), **FROM_SCRATCH},
-        tutorial=lambda seed, epochs: TutorialFineTune(
-            lambda: state,
-            5,
-            CUSTOM_MEAN,
-            CUSTOM_STD,
-            epochs=epochs,
-            seed=seed,
-            build=UserCNN,
-        ),
-        tutorial_scratch=lambda seed, epochs: TutorialFineTune(
-            None, 5, CUSTOM_MEAN, CUSTOM_STD, epochs=epochs, seed=seed, build=UserCNN
-        ),
-    )
-    return task
-
-
-def imagenet_task(fashion: Task) -> Task:
-    """ImageNet EfficientNet-Lite0 on the same Fashion-MNIST target task."""
-    task = replace(
-        fashion,
-        name="lite0_fashion",
-        title="ImageNet EfficientNet-Lite0 -> Fashion-MNIST classes 5-9",
-        # 64 px inputs through a 4M-parameter network: k=250 is too slow here.
-        ks=tuple(k for k in fashion.ks if k in (10, 50)),
-    )
-    task.methods = methods(
-        backbone=lambda: "efficientnet_lite0",
-        weights=None,
-        scratch=lambda seed: {"backbone": "efficientnet_lite0", "weights": None},
-        # The tutorial feeds the size the library chooses for 28 px images.
-        tutorial=lambda seed, epochs: TutorialFineTune(
-            lite0_imagenet_checkpoint,
-            1000,
-            (0.5,),
-            (0.5,),
-            epochs=epochs,
-            seed=seed,
-            build=Lite0Tutorial,
-            size=64,
-        ),
-    )
-    task.methods = {
-        name: make
-        for name, make in task.methods.items()
-        if name in ("defaults", "tutorial", "lr", "lr_final", "ft_all", "grid")
-    }
-    return task
-
-
-def digits_task(quick: bool) -> Task:
-    digits = load_digits()
-    task = Task(
-        name="digits",
-        title="shipped fmnist_resnet (clothes) -> 8x8 digits (test: all other digits)",
-        X_pool=digits.images / 16.0,
-        y_pool=digits.target,
-        ks=(5, 10) if quick else (5, 10, 50),
-        test_rest=True,
-    )
-    task.methods = methods(
-        backbone=lambda: "fmnist_resnet",
-        weights=None,
-        scratch=lambda seed: {"backbone": "fmnist_resnet", "weights": None},
-        tutorial=lambda seed, epochs: TutorialFineTune(
-            shipped_checkpoint, 10, FMNIST_MEAN, FMNIST_STD, epochs=epochs, seed=seed
-        ),
-        tutorial_scratch=lambda seed, epochs: TutorialFineTune(
-            None, 10, FMNIST_MEAN, FMNIST_STD, epochs=epochs, seed=seed
-        ),
-    )
-    return task
 
 
 def anchor(epochs=4) -> dict:
@@ -435,19 +235,6 @@ def main() -> None:
     if not args.quick:
         payload["anchor"] = anchor()
     report(name, payload, tasks)
-
-
-def all_tasks_for_report(quick: bool) -> list[Task]:
-    """The tasks' titles, budgets and method order, without loading models."""
-    source = {"checkpoint": None}
-    fashion = fashion_task(source, quick)
-    user = {"checkpoint": None}
-    return [
-        fashion,
-        user_cnn_task(fashion, user, load=False),
-        digits_task(quick),
-        imagenet_task(fashion),
-    ]
 
 
 def merge_parts(name: str) -> None:
