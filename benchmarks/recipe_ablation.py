@@ -142,6 +142,27 @@ VARIANTS = {
     "defaults, warmup=0.1": {"layer": "mid", "pooling": "grid", "warmup": 0.1},
     "defaults, warmup=0.2": {"layer": "mid", "pooling": "grid", "warmup": 0.2},
     "defaults, tta=True": {"layer": "mid", "pooling": "grid", "tta": True},
+    "defaults, backbone_lr=3e-4": {
+        "layer": "mid",
+        "pooling": "grid",
+        "backbone_lr": 3e-4,
+    },
+    "defaults, backbone_lr=1e-4": {
+        "layer": "mid",
+        "pooling": "grid",
+        "backbone_lr": 1e-4,
+    },
+    "defaults, freeze_batchnorm=True": {
+        "layer": "mid",
+        "pooling": "grid",
+        "freeze_batchnorm": True,
+    },
+    "defaults, freeze_batchnorm=True, backbone_lr=1e-4": {
+        "layer": "mid",
+        "pooling": "grid",
+        "freeze_batchnorm": True,
+        "backbone_lr": 1e-4,
+    },
     "defaults, schedule=None (constant lr)": {
         "layer": "mid",
         "pooling": "grid",
