@@ -70,6 +70,8 @@ SEEDS = (0, 1, 2)
 # recipe_ablation_schedule were measured when backbone_lr=None meant lr / 3
 # (now: lr).
 RECIPE = {"freeze": 0, "layer": None, "pooling": "avg"}
+# Over RECIPE, the library's defaults since the head moved to mid-level stages.
+DEFAULTS = {"layer": "mid", "pooling": "grid"}
 VARIANTS = {
     "recipe": {},
     "max_epochs=10 (epoch budget)": {"max_epochs": 10},
@@ -124,50 +126,26 @@ VARIANTS = {
         "head_init": "probe",
         "freeze_batchnorm": True,
     },
-    # The defaults (head on the taps, probe start, backbone at lr / 3) with a
-    # larger floor of optimiser steps for max_epochs="auto" (see auto_steps).
-    "defaults, auto floor 200 steps": {
-        "layer": "mid",
-        "pooling": "grid",
-        "auto_min_steps": 200,
-    },
-    "defaults, auto floor 300 steps": {
-        "layer": "mid",
-        "pooling": "grid",
-        "auto_min_steps": 300,
-    },
-    "defaults, probe_C=0.1": {"layer": "mid", "pooling": "grid", "probe_C": 0.1},
-    "defaults, probe_C=0.01": {"layer": "mid", "pooling": "grid", "probe_C": 0.01},
-    "defaults": {"layer": "mid", "pooling": "grid"},
-    "defaults, warmup=0.1": {"layer": "mid", "pooling": "grid", "warmup": 0.1},
-    "defaults, warmup=0.2": {"layer": "mid", "pooling": "grid", "warmup": 0.2},
-    "defaults, tta=True": {"layer": "mid", "pooling": "grid", "tta": True},
-    "defaults, backbone_lr=3e-4": {
-        "layer": "mid",
-        "pooling": "grid",
-        "backbone_lr": 3e-4,
-    },
-    "defaults, backbone_lr=1e-4": {
-        "layer": "mid",
-        "pooling": "grid",
-        "backbone_lr": 1e-4,
-    },
-    "defaults, freeze_batchnorm=True": {
-        "layer": "mid",
-        "pooling": "grid",
-        "freeze_batchnorm": True,
-    },
+    # The defaults (head on the taps, probe start, backbone at lr / 3) with one
+    # change each; auto_min_steps raises the floor of max_epochs="auto" (see
+    # auto_steps).
+    "defaults, auto floor 200 steps": {**DEFAULTS, "auto_min_steps": 200},
+    "defaults, auto floor 300 steps": {**DEFAULTS, "auto_min_steps": 300},
+    "defaults, probe_C=0.1": {**DEFAULTS, "probe_C": 0.1},
+    "defaults, probe_C=0.01": {**DEFAULTS, "probe_C": 0.01},
+    "defaults": DEFAULTS,
+    "defaults, warmup=0.1": {**DEFAULTS, "warmup": 0.1},
+    "defaults, warmup=0.2": {**DEFAULTS, "warmup": 0.2},
+    "defaults, tta=True": {**DEFAULTS, "tta": True},
+    "defaults, backbone_lr=3e-4": {**DEFAULTS, "backbone_lr": 3e-4},
+    "defaults, backbone_lr=1e-4": {**DEFAULTS, "backbone_lr": 1e-4},
+    "defaults, freeze_batchnorm=True": {**DEFAULTS, "freeze_batchnorm": True},
     "defaults, freeze_batchnorm=True, backbone_lr=1e-4": {
-        "layer": "mid",
-        "pooling": "grid",
+        **DEFAULTS,
         "freeze_batchnorm": True,
         "backbone_lr": 1e-4,
     },
-    "defaults, schedule=None (constant lr)": {
-        "layer": "mid",
-        "pooling": "grid",
-        "schedule": None,
-    },
+    "defaults, schedule=None (constant lr)": {**DEFAULTS, "schedule": None},
     "layer='mid', pooling='grid', freeze='all'": {
         "layer": "mid",
         "pooling": "grid",
