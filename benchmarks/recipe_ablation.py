@@ -146,6 +146,24 @@ VARIANTS = {
         "backbone_lr": 1e-4,
     },
     "defaults, schedule=None (constant lr)": {**DEFAULTS, "schedule": None},
+    "defaults, lr=1e-3": {**DEFAULTS, "lr": 1e-3},
+    "defaults, lr=3e-4": {**DEFAULTS, "lr": 3e-4},
+    "defaults, lr=3e-4, backbone_lr=1e-3": {
+        **DEFAULTS,
+        "lr": 3e-4,
+        "backbone_lr": 1e-3,
+    },
+    "defaults, backbone_lr=0 (only the head trains)": {**DEFAULTS, "backbone_lr": 0.0},
+    "defaults, backbone_lr=0, freeze_batchnorm=True": {
+        **DEFAULTS,
+        "backbone_lr": 0.0,
+        "freeze_batchnorm": True,
+    },
+    "defaults, freeze_batchnorm=True, lr=3e-4": {
+        **DEFAULTS,
+        "freeze_batchnorm": True,
+        "lr": 3e-4,
+    },
     "layer='mid', pooling='grid', freeze='all'": {
         "layer": "mid",
         "pooling": "grid",

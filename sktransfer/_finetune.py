@@ -94,7 +94,11 @@ class FineTuneClassifier(SkorchGlue):
         Text backbones: truncate texts to this many tokens; None uses the
         model's own limit. Batches are padded to their longest text only.
     lr : float, default=3e-3
-        Learning rate of the head (AdamW by default).
+        Learning rate of the head (AdamW by default). A head started from the
+        probe reads features of mean standard deviation ``s``; above
+        ``s = 0.5`` it trains at ``lr * 0.5 / s``, as Adam moves every weight
+        by about its rate per step and the probe already fits (the ``lr``
+        column of ``history_`` shows the head's rate).
     backbone_lr : float or None, default=None
         Learning rate of the unfrozen backbone stages. None uses the
         backbone's own recommendation where it has one (``5e-5`` for text

@@ -24,7 +24,13 @@ from ._adaptation import Domains
 from ._cache import FrozenOutputs, as_memory, frozen_outputs, outputs_dataset
 from ._inputs import SourceDataset
 from ._probe import fit_linear_probe
-from ._recipe import auto_epochs, epoch_rows, planned_steps, recalibrate_batchnorm
+from ._recipe import (
+    auto_epochs,
+    epoch_rows,
+    planned_steps,
+    probed_head_lr,
+    recalibrate_batchnorm,
+)
 from .exceptions import CacheTooLargeError
 
 __all__ = [
@@ -243,3 +249,5 @@ def _fit_probe(clf, plan: TrainingPlan, labels: np.ndarray) -> None:
     fit_linear_probe(
         module.head[-1], features, labels, C=clf.probe_C, class_weight=class_weight
     )
+    # The head's group comes first (FineTuneClassifier.initialize_optimizer).
+    clf.optimizer_.param_groups[0]["lr"] = probed_head_lr(clf.lr, features)

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from sktransfer import resolve_backbone
+from sktransfer import _recipe, resolve_backbone
 from sktransfer._recipe import (
     AUTO_MIN_EPOCHS,
     AUTO_MIN_STEPS,
     StepSchedule,
     auto_epochs,
+    probed_head_lr,
 )
 
 
@@ -136,3 +137,62 @@ def test_tta_averages_probabilities_of_shifted_copies(fifty_digits, make_classif
     np.testing.assert_allclose(averaged.sum(axis=1), 1.0, rtol=1e-5)
     assert not np.allclose(plain, averaged)
     assert clf.module_.tta is False  # only switched on while predicting
+
+
+class _Scale(torch.nn.Module):
+    """Multiplies its input: a backbone stage with activations of any size."""
+
+    def __init__(self, factor: float):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x):
+        return x * self.factor
+
+
+def _scaled_backbone(factor: float):
+    from torch import nn
+
+    torch.manual_seed(0)
+    body = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
+    return [("body", body), ("flat", nn.Flatten()), ("scale", _Scale(factor))]
+
+
+@pytest.mark.parametrize("head_init", ["probe", "random"])
+def test_a_probed_head_slows_down_on_features_of_a_large_spread(
+    fifty_digits, head_init
+):
+    from sktransfer import FineTuneClassifier
+
+    X, y = fifty_digits
+    rates = {}
+    for factor in (1.0, 100.0):
+        clf = FineTuneClassifier(
+            _scaled_backbone(factor),
+            layer=None,
+            head_init=head_init,
+            image_size=12,
+            max_epochs=1,
+            device="cpu",
+            random_state=0,
+        ).fit(X, y)
+        groups = clf.optimizer_.param_groups
+        rates[factor] = [group["initial_lr"] for group in groups]
+        assert clf.history_[-1, "lr"] <= rates[factor][0]
+    head_small, head_large = rates[1.0][0], rates[100.0][0]
+    assert rates[1.0][1:] == rates[100.0][1:]  # the stages keep their rate
+    if head_init == "random":
+        assert head_small == head_large == 3e-3
+    else:  # spread about 0.04, then 4: the rate drops to about 0.5 / 4 of lr
+        assert head_small == 3e-3
+        assert head_large < head_small / 5, (head_small, head_large)
+
+
+def test_probed_head_rate_is_lr_up_to_the_reference_spread():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(2000, 16))
+    features /= features.std(axis=0)
+    reference = _recipe.PROBED_HEAD_SPREAD
+    assert probed_head_lr(1e-3, 0.5 * reference * features) == 1e-3
+    assert probed_head_lr(1e-3, reference * features) == pytest.approx(1e-3)
+    assert probed_head_lr(1e-3, 4 * reference * features) == pytest.approx(2.5e-4)
