@@ -92,8 +92,10 @@ def probed_head_lr(lr: float, features: np.ndarray) -> float:
     >>> import numpy as np
     >>> from sktransfer._recipe import probed_head_lr
     >>> features = np.random.default_rng(0).normal(size=(500, 8))
-    >>> probed_head_lr(3e-3, 0.2 * features), round(probed_head_lr(3e-3, 5 * features), 5)
-    (0.003, 0.0003)
+    >>> probed_head_lr(3e-3, 0.2 * features)
+    0.003
+    >>> round(probed_head_lr(3e-3, 5 * features), 5)
+    0.0003
     """
     spread = float(np.std(features, axis=0).mean())
     if spread <= PROBED_HEAD_SPREAD:
