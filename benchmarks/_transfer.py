@@ -219,6 +219,13 @@ def run_task(task: Task, seeds: Sequence[int], epoch_budget: dict, log=print) ->
                 }
                 if hasattr(model, "best_params_"):
                     record["best_freeze"] = model.best_params_["freeze"]
+                    cv = model.cv_results_
+                    record["cv_mean_accuracy"] = {
+                        str(params["freeze"]): round(float(mean), 4)
+                        for params, mean in zip(
+                            cv["params"], cv["mean_test_score"], strict=True
+                        )
+                    }
                 records.append(record)
                 best = record.get("best_freeze", "")
                 log(

@@ -100,6 +100,7 @@ LABELS = {
     "ft_all": 'FineTuneClassifier(freeze="all")',
     "grid": 'GridSearchCV(FineTuneClassifier, freeze=[0, "all"], cv=3)',
     "grid_repeated": "the same, cv=RepeatedStratifiedKFold(5 folds x 2)",
+    "grid_prefer": "the same, cv=3, refit=PreferDefaults()",
 }
 
 

@@ -4,6 +4,7 @@ from ._features import PretrainedFeatureExtractor
 from ._finetune import FineTuneClassifier
 from ._inputs import as_image_source, list_image_folder
 from ._persistence import load_model, save_model
+from ._selection import PreferDefaults
 from ._version import __version__
 from .backbones import (
     Preprocessing,
@@ -14,6 +15,7 @@ from .backbones import (
 
 __all__ = [
     "FineTuneClassifier",
+    "PreferDefaults",
     "PretrainedFeatureExtractor",
     "Preprocessing",
     "as_image_source",
