@@ -100,7 +100,7 @@ LABELS = {
     "ft_all": 'FineTuneClassifier(freeze="all")',
     "grid": 'GridSearchCV(FineTuneClassifier, freeze=[0, "all"], cv=3)',
     "grid_repeated": "the same, cv=RepeatedStratifiedKFold(5 folds x 2)",
-    "grid_prefer": "the same, cv=3, refit=PreferDefaults()",
+    "grid_prefer": "the same, cv=3, refit: freeze=0 unless beaten by > 1 SE",
 }
 
 
@@ -205,6 +205,9 @@ def main() -> None:
         }
         if args.ks:
             task.ks = tuple(k for k in task.ks if str(k) in args.ks.split(","))
+    if not any(task.methods and task.ks for task in tasks):
+        names = [task.name for task in tasks]
+        sys.exit(f"--methods {args.methods} --ks {args.ks}: nothing to run on {names}")
     payload = {
         "hypothesis": __doc__.split("Hypothesis\n----------\n")[1].split("\n\n")[0],
         "quick": args.quick,

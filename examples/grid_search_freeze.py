@@ -20,7 +20,7 @@ import pandas as pd
 from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
 
-from sktransfer import FineTuneClassifier, PreferDefaults
+from sktransfer import FineTuneClassifier
 
 digits = load_digits()
 X, y = digits.images / 16.0, digits.target
@@ -61,13 +61,3 @@ print(f"\nbest: {grid.best_params_}, cv accuracy {grid.best_score_:.3f}")
 print(f"held-out accuracy of the refitted best model: {grid.score(X_test, y_test):.3f}")
 print(f"grid search wall time: {elapsed:.0f}s ({len(results) * 3} fits + refit)")
 np.testing.assert_equal(grid.best_estimator_.classes_, np.arange(10))
-
-# %%
-# With few labels per class the best mean often wins by the noise of small folds.
-# ``PreferDefaults``, a ``refit`` rule, keeps the candidate with the defaults
-# (``freeze=0``, ``lr=3e-3``) unless another one beats it on the same folds by
-# more than a standard error of the per-fold differences.
-# ``GridSearchCV(..., refit=PreferDefaults())`` refits its choice; here it reads
-# the finished search's results:
-chosen = PreferDefaults()(grid.cv_results_)
-print(f"PreferDefaults refits: {grid.cv_results_['params'][chosen]}")

@@ -4,7 +4,6 @@ from ._features import PretrainedFeatureExtractor
 from ._finetune import FineTuneClassifier
 from ._inputs import as_image_source, list_image_folder
 from ._persistence import load_model, save_model
-from ._selection import PreferDefaults
 from ._version import __version__
 from .backbones import (
     Preprocessing,
@@ -15,7 +14,6 @@ from .backbones import (
 
 __all__ = [
     "FineTuneClassifier",
-    "PreferDefaults",
     "PretrainedFeatureExtractor",
     "Preprocessing",
     "as_image_source",
