@@ -5,6 +5,8 @@ Each piece is a plain function or a skorch callback driven by one parameter of
 
 * ``max_epochs="auto"``: :func:`auto_epochs` counts the budget in optimiser
   steps, so a tiny training set still gets enough updates;
+* :class:`EvenBatches`: every epoch reshuffles the training rows into batches
+  of nearly equal size, so no step trains on a leftover of one or two images;
 * ``schedule``/``warmup``: :class:`StepSchedule` sets every group's learning
   rate per optimiser step (linear warm-up, then cosine decay to zero);
 * ``layer_decay``: :func:`stage_lr_scales` gives earlier stages smaller rates;
@@ -29,6 +31,7 @@ from torch import nn
 
 __all__ = [
     "AUTO_MIN_STEPS",
+    "EvenBatches",
     "AUTO_MIN_EPOCHS",
     "StepSchedule",
     "StartInterpolation",
@@ -56,6 +59,41 @@ def auto_epochs(n_train: int, batch_size: int) -> int:
     """
     steps_per_epoch = max(1, math.ceil(n_train / batch_size))
     return max(AUTO_MIN_EPOCHS, math.ceil(AUTO_MIN_STEPS / steps_per_epoch))
+
+
+class EvenBatches(torch.utils.data.Sampler):
+    """Shuffled batches of nearly equal size, ``ceil(n / batch_size)`` per epoch.
+
+    skorch's default training loader neither shuffles nor evens out batches:
+    33 images at ``batch_size=32`` give a batch of 32 and one of a single image
+    in the same order every epoch, and BatchNorm then trains on the statistics
+    of that one image. Here each epoch draws a new order (from torch's global
+    generator, seeded by ``random_state``) and 33 images make batches of 17
+    and 16; the number of steps per epoch is unchanged.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sktransfer._recipe import EvenBatches
+    >>> _ = torch.manual_seed(0)
+    >>> [len(batch) for batch in EvenBatches(33, 32)]
+    [16, 17]
+    >>> sorted(i for batch in EvenBatches(10, 4) for i in batch) == list(range(10))
+    True
+    """
+
+    def __init__(self, n_rows: int, batch_size: int):
+        self.n_rows = int(n_rows)
+        self.batch_size = int(batch_size)
+
+    def __len__(self) -> int:
+        return max(1, math.ceil(self.n_rows / self.batch_size))
+
+    def __iter__(self):
+        order = torch.randperm(self.n_rows).tolist()
+        bounds = np.linspace(0, self.n_rows, len(self) + 1).round().astype(int)
+        for begin, end in zip(bounds[:-1], bounds[1:], strict=True):
+            yield order[begin:end]
 
 
 def stage_lr_scales(n_stages: int, layer_decay: float | None) -> list[float]:

@@ -21,7 +21,7 @@ from sklearn.utils._param_validation import validate_parameter_constraints
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EarlyStopping, EpochScoring
 from torch import nn
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from ._adaptation import (
     MASKED_LABEL,
@@ -34,6 +34,7 @@ from ._adaptation import (
 from ._inputs import SourceDataset, collate_samples
 from ._labels import check_labels, encode_labels, fit_classes
 from ._recipe import (
+    EvenBatches,
     StartInterpolation,
     StepSchedule,
     WeightAveraging,
@@ -181,6 +182,11 @@ class SkorchGlue(NeuralNetClassifier):
                 num_workers=kwargs.get("num_workers", 0),
             )
         iterator = self.iterator_train if training else self.iterator_valid
+        own_order = {"sampler", "batch_sampler", "shuffle", "drop_last"} & set(kwargs)
+        if training and iterator is DataLoader and not own_order:
+            # Shuffled, evenly sized batches (skorch's default is neither).
+            batches = EvenBatches(len(dataset), kwargs.pop("batch_size"))
+            return iterator(dataset, batch_sampler=batches, **kwargs)
         return iterator(dataset, **kwargs)
 
     def _adapting(self) -> bool:

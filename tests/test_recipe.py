@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from skorch.callbacks import Callback
 
 from sktransfer import _recipe, resolve_backbone
 from sktransfer._recipe import (
@@ -196,3 +197,36 @@ def test_probed_head_rate_is_lr_up_to_the_reference_spread():
     assert probed_head_lr(1e-3, 0.5 * reference * features) == 1e-3
     assert probed_head_lr(1e-3, reference * features) == pytest.approx(1e-3)
     assert probed_head_lr(1e-3, 4 * reference * features) == pytest.approx(2.5e-4)
+
+
+class _BatchLog(Callback):
+    """Records the labels of every training batch, per epoch."""
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.epochs_ = [*getattr(self, "epochs_", []), []]
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if training:
+            self.epochs_[-1].append(np.asarray(batch[1]).tolist())
+
+
+def test_training_batches_are_shuffled_and_evenly_sized(fifty_digits, make_classifier):
+    X, y = fifty_digits
+    log = _BatchLog()
+    make_classifier(freeze=4, max_epochs=3, callbacks=[log]).fit(X[:33], y[:33])
+    for epoch in log.epochs_:
+        assert sorted(len(batch) for batch in epoch) == [16, 17]
+        assert sorted(sum(epoch, [])) == sorted(y[:33].tolist())  # each image once
+    orders = [sum(epoch, []) for epoch in log.epochs_]
+    assert orders[0] != orders[1] or orders[1] != orders[2]  # a new order per epoch
+
+
+def test_an_explicit_loader_setting_keeps_skorchs_batches(fifty_digits, make_classifier):
+    X, y = fifty_digits
+    log = _BatchLog()
+    clf = make_classifier(
+        freeze=4, max_epochs=2, callbacks=[log], iterator_train__shuffle=False
+    )
+    clf.fit(X[:33], y[:33])
+    assert [len(batch) for batch in log.epochs_[0]] == [32, 1]
+    assert log.epochs_[0] == log.epochs_[1]
