@@ -114,7 +114,10 @@ class FineTuneClassifier(SkorchGlue):
         get 50 epochs and 25,000 get 10. ``n_epochs_`` and the ``steps``
         column of ``history_`` show what ran.
     batch_size : int, default=32
-        Images per training and prediction batch.
+        Images per training and prediction batch. Each epoch reshuffles the
+        training rows into ``ceil(n / batch_size)`` batches of nearly equal
+        size (skorch's loader instead, when an ``iterator_train__`` shuffle,
+        sampler or drop_last setting is given).
     schedule : {"cosine"} or None, default="cosine"
         Learning rates decay per optimiser step with a half cosine to zero
         over the run; None keeps them constant (after any warm-up).

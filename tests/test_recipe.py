@@ -221,7 +221,7 @@ def test_training_batches_are_shuffled_and_evenly_sized(fifty_digits, make_class
     assert orders[0] != orders[1] or orders[1] != orders[2]  # a new order per epoch
 
 
-def test_an_explicit_loader_setting_keeps_skorchs_batches(fifty_digits, make_classifier):
+def test_explicit_loader_settings_keep_skorch_batches(fifty_digits, make_classifier):
     X, y = fifty_digits
     log = _BatchLog()
     clf = make_classifier(
