@@ -449,9 +449,11 @@ class FineTuneClassifier(SkorchGlue):
         self.domain_discriminator_ = None
         if self.adaptation == "dann":
             features = self.module_.head[-1].in_features
-            self.domain_discriminator_ = DomainDiscriminator(features).to(
-                self._resolved_device()
-            )
+            # Its random weights leave torch's generator as it was, so the
+            # batch order (and a fit without target rows) is the plain fit's.
+            with torch.random.fork_rng(devices=[]):
+                discriminator = DomainDiscriminator(features)
+            self.domain_discriminator_ = discriminator.to(self._resolved_device())
         return self
 
     def _resolved_layer(self, backbone):
