@@ -159,6 +159,8 @@ def _scaled_backbone(factor: float):
     return [("body", body), ("flat", nn.Flatten()), ("scale", _Scale(factor))]
 
 
+# The probe on features scaled 100x converges slowly; its rate is what counts.
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("head_init", ["probe", "random"])
 def test_a_probed_head_slows_down_on_features_of_a_large_spread(
     fifty_digits, head_init
