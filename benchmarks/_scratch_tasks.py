@@ -234,7 +234,16 @@ def imagenet_task(fashion: Task) -> Task:
         name: make
         for name, make in task.methods.items()
         if name
-        in ("defaults", "tutorial", "lr", "lr_final", "ft_all", "grid", "grid_prefer")
+        in (
+            "defaults",
+            "tutorial",
+            "lr",
+            "lr_final",
+            "ft_all",
+            "grid",
+            "grid_prefer",
+            "grid_repeated",
+        )
     }
     return task
 

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._recipe import EvenBatches
+
 __all__ = [
     "MASKED_LABEL",
     "ADAPTATIONS",
@@ -215,12 +217,13 @@ def reversal_strength(progress: float) -> float:
 
 
 class DomainBatches(torch.utils.data.Sampler):
-    """Batches of ``batch_size`` source rows plus as many target rows.
+    """Batches of about ``batch_size`` source rows plus as many target rows.
 
-    An epoch is one shuffled pass over the source rows, so the number of steps
-    is what it would be without adaptation; target rows are drawn from their
-    own shuffled stream, reshuffled whenever it runs out (a small target set is
-    reused, a large one is covered over several epochs).
+    An epoch is one shuffled pass over the source rows, cut as
+    :class:`~sktransfer._recipe.EvenBatches` cuts them, so the number and sizes
+    of the steps are what they would be without adaptation; target rows are
+    drawn from their own shuffled stream, reshuffled whenever it runs out (a
+    small target set is reused, a large one is covered over several epochs).
 
     Parameters
     ----------
@@ -250,7 +253,6 @@ class DomainBatches(torch.utils.data.Sampler):
         return out
 
     def __iter__(self):
-        order = self.source_rows[torch.randperm(len(self.source_rows)).numpy()]
-        for begin in range(0, len(order), self.batch_size):
-            chunk = order[begin : begin + self.batch_size].tolist()
+        for batch in EvenBatches(len(self.source_rows), self.batch_size):
+            chunk = self.source_rows[batch].tolist()
             yield chunk + self._draw_target(len(chunk))

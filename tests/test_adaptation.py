@@ -119,8 +119,10 @@ def test_batches_hold_both_domains_and_cover_the_source_once():
     assert len(batches) == 3
     source_seen = [i for batch in batches for i in batch if i < 10]
     assert sorted(source_seen) == list(range(10))
-    for batch in batches:
-        n_source = sum(i < 10 for i in batch)
+    n_sources = [sum(i < 10 for i in batch) for batch in batches]
+    # Evenly cut, as plain training batches are: no leftover batch of 2.
+    assert sorted(n_sources) == [3, 3, 4]
+    for batch, n_source in zip(batches, n_sources, strict=True):
         assert sum(i >= 10 for i in batch) == n_source  # as many target rows
 
 
