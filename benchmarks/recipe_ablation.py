@@ -194,6 +194,14 @@ def tasks(test_size: int) -> list[Task]:
             test_rest=True,
         ),
         Task("lite0", "ImageNet EfficientNet-Lite0 -> Fashion 5-9", ks=(), **fashion),
+        Task(
+            "lite0_digits",
+            "ImageNet EfficientNet-Lite0 -> digits",
+            X_pool=digits.images / 16.0,
+            y_pool=digits.target,
+            ks=(),
+            test_rest=True,
+        ),
     ]
     out[0].methods = {
         "backbone": lambda: stages(5),
@@ -237,6 +245,8 @@ def tasks(test_size: int) -> list[Task]:
             size=64,
         ),
     }
+    # The second ImageNet task: the same network and tutorial, digits as target.
+    out[4].methods = out[3].methods
     return out
 
 
