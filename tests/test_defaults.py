@@ -58,6 +58,23 @@ def test_default_classifier_fits_offline(no_network, few_digits):
     clf = FineTuneClassifier(device="cpu", random_state=0, max_epochs=10).fit(X, y)
     assert clf.n_frozen_ == 0 and clf.module_.backbone.name == "efficientnet_lite0"
     assert clf.score(X, y) > 0.5
+    # ImageNet stages fine-tune at the network's recommended rate.
+    _, *stages = (g["initial_lr"] for g in clf.optimizer_.param_groups)
+    assert stages and all(lr == 1e-4 for lr in stages)
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet18", "timm/resnet18"])
+def test_imagenet_networks_recommend_a_slow_backbone_rate(name):
+    # Only with pretrained weights: from scratch, the stages learn as the head.
+    X, y = np.random.rand(8, 32, 32, 3), [0, 1] * 4
+    for weights, expected in (("DEFAULT", 1e-4), (None, 3e-3)):
+        if weights and name != "efficientnet_lite0":
+            continue  # the other weights are downloaded, not installed
+        clf = FineTuneClassifier(name, weights=weights, device="cpu", max_epochs=0)
+        clf.fit(X, y)
+        assert clf.module_.backbone.finetune_lr == 1e-4
+        _, *stages = (g["initial_lr"] for g in clf.optimizer_.param_groups)
+        assert stages and all(lr == expected for lr in stages)
 
 
 def test_small_images_are_upscaled_to_a_bounded_size(few_digits):

@@ -28,7 +28,14 @@ __all__ = [
     "to_device",
     "HIDDEN_STATES",
     "ATTENTION_MASK",
+    "IMAGENET_FINETUNE_LR",
 ]
+
+# The rate at which networks pretrained on ImageNet-scale data (torchvision,
+# timm, EfficientNet-Lite0) fine-tune their stages by default: a few dozen
+# labelled images should nudge their general features, not rewrite them at a
+# new head's rate (benchmarks/results/recipe_ablation_imagenet_bn.json).
+IMAGENET_FINETUNE_LR = 1e-4
 
 # Stages of sequence models (text) pass a mapping between them: the token states
 # ``(B, L, D)`` under HIDDEN_STATES and the ``(B, L)`` padding mask under
@@ -116,8 +123,10 @@ class BackboneSpec:
         were trained to make.
     finetune_lr : float or None, default=None
         Learning rate its pretrained stages are fine-tuned with when the user
-        gives no ``backbone_lr``; None means ``lr``. Transformers need a far
-        smaller rate than a new head.
+        gives no ``backbone_lr``; None leaves the choice to the estimator.
+        Networks pretrained on large data recommend one far below a new
+        head's: ``IMAGENET_FINETUNE_LR`` for ImageNet-scale image networks,
+        ``5e-5`` for text transformers.
     """
 
     name: str

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..exceptions import WeightsError, WeightsUnavailableError
-from ._base import BackboneSpec, WeightsEntry
+from ._base import IMAGENET_FINETUNE_LR, BackboneSpec, WeightsEntry
 from ._preprocessing import Preprocessing
 from ._registry import register_backbone
 from ._timm import import_timm
@@ -173,5 +173,6 @@ register_backbone(
         preprocessing=LITE0_PREPROCESSING,
         weights=_lite0_weights,
         family="timm",
+        finetune_lr=IMAGENET_FINETUNE_LR,
     )
 )

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..exceptions import WeightsUnavailableError
-from ._base import BackboneSpec, WeightsEntry
+from ._base import IMAGENET_FINETUNE_LR, BackboneSpec, WeightsEntry
 from ._preprocessing import Preprocessing
 from ._registry import register_backbone_source
 
@@ -239,6 +239,7 @@ def timm_spec(name: str) -> BackboneSpec:
             _timm_weights, arch, tag or None, int(getattr(model, "num_classes", 0))
         ),
         family="timm",
+        finetune_lr=IMAGENET_FINETUNE_LR,
     )
 
 

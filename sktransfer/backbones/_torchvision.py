@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from ._base import BackboneSpec, WeightsEntry
+from ._base import IMAGENET_FINETUNE_LR, BackboneSpec, WeightsEntry
 from ._preprocessing import Preprocessing
 from ._registry import register_backbone
 from ._weights import download_state_dict
@@ -95,6 +95,7 @@ def _register(
             preprocessing=_IMAGENET,
             weights=functools.partial(_weights_of, name),
             family=family,
+            finetune_lr=IMAGENET_FINETUNE_LR,
         )
     )
 
