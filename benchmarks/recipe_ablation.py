@@ -180,28 +180,16 @@ def tasks(test_size: int) -> list[Task]:
     keep = stratified_subset(y_test, test_size)
     X_test, y_test = X_test[keep], y_test[keep]
     fashion = dict(X_pool=X_pool, y_pool=y_pool, X_test=X_test, y_test=y_test)
-    digits = load_digits()
+    loaded = load_digits()
+    # Every digit not trained on is a test digit.
+    digits = dict(X_pool=loaded.images / 16.0, y_pool=loaded.target, test_rest=True)
     user_state = load_file(user["checkpoint"])
     out = [
         Task("fashion", "Fashion 0-4 ResNet -> 5-9", ks=(), **fashion),
         Task("user_cnn", "Fashion 0-4 user CNN -> 5-9", ks=(), **fashion),
-        Task(
-            "digits",
-            "shipped fmnist_resnet -> digits",
-            X_pool=digits.images / 16.0,
-            y_pool=digits.target,
-            ks=(),
-            test_rest=True,
-        ),
+        Task("digits", "shipped fmnist_resnet -> digits", ks=(), **digits),
         Task("lite0", "ImageNet EfficientNet-Lite0 -> Fashion 5-9", ks=(), **fashion),
-        Task(
-            "lite0_digits",
-            "ImageNet EfficientNet-Lite0 -> digits",
-            X_pool=digits.images / 16.0,
-            y_pool=digits.target,
-            ks=(),
-            test_rest=True,
-        ),
+        Task("lite0_digits", "ImageNet EfficientNet-Lite0 -> digits", ks=(), **digits),
     ]
     out[0].methods = {
         "backbone": lambda: stages(5),
