@@ -103,10 +103,11 @@ class FineTuneClassifier(SkorchGlue):
         Learning rate of the unfrozen backbone stages. None uses the
         backbone's own recommendation where it has pretrained weights
         (``1e-4`` for the ImageNet networks of torchvision, timm and
-        EfficientNet-Lite0, ``5e-5`` for text transformers); otherwise ``lr / 3`` when the head starts from the
-        probe (it already fits, so the stages below move gently: linear
-        probing, then fine-tuning) and ``lr`` when it starts at random (the
-        best choice measured for each start).
+        EfficientNet-Lite0, ``5e-5`` for text transformers); otherwise
+        ``lr / 3`` when the head starts from the probe (it already fits, so
+        the stages below move gently: linear probing, then fine-tuning) and
+        ``lr`` when it starts at random (the best choice measured for each
+        start).
     weight_decay : float, default=1e-2
         Decoupled weight decay of AdamW.
     max_epochs : int or "auto", default="auto"
