@@ -161,20 +161,24 @@ def user_cnn_stages(state: dict | None = None, seed: int | None = None):
     return [(name, child) for name, child in model.named_children() if name != "fc"]
 
 
-def pretrain_user_cnn(classes=(0, 1, 2, 3, 4), *, epochs=3, seed=0) -> dict:
+def pretrain_user_cnn(
+    classes=(0, 1, 2, 3, 4), *, epochs=3, seed=0, mean=CUSTOM_MEAN, std=CUSTOM_STD
+) -> dict:
     """Train a ``UserCNN`` on those Fashion-MNIST classes the tutorial way.
 
-    Adam 1e-3, batch 128, shuffled, no augmentation, inputs (x-0.5)/0.5 (the
-    normalisation sktransfer applies to 1-channel custom modules). Cached under
-    ``benchmarks/.cache``.
+    Adam 1e-3, batch 128, shuffled, no augmentation, inputs (x-mean)/std; the
+    default (x-0.5)/0.5 is the normalisation sktransfer applies to 1-channel
+    custom modules. Cached under ``benchmarks/.cache``.
     """
     tag = f"usercnn{''.join(map(str, classes))}_e{epochs}_s{seed}"
+    if (mean, std) != (CUSTOM_MEAN, CUSTOM_STD):
+        tag += f"_m{mean[0]:g}_s{std[0]:g}"
     path, meta_path = CACHE_DIR / f"{tag}.safetensors", CACHE_DIR / f"{tag}.json"
     if path.is_file() and meta_path.is_file():
         return {**json.loads(meta_path.read_text()), "cached": True}
     X, y = fashion_mnist_split(classes, "train")
     X_test, y_test = fashion_mnist_split(classes, "test")
-    x = to_tensor(X, CUSTOM_MEAN, CUSTOM_STD)
+    x = to_tensor(X, mean, std)
     targets = torch.as_tensor(np.searchsorted(classes, y))
     torch.manual_seed(seed)
     model = UserCNN(len(classes))
@@ -190,7 +194,7 @@ def pretrain_user_cnn(classes=(0, 1, 2, 3, 4), *, epochs=3, seed=0) -> dict:
             optimizer.zero_grad()
             F.cross_entropy(model(images), labels).backward()
             optimizer.step()
-    x_test = to_tensor(X_test, CUSTOM_MEAN, CUSTOM_STD)
+    x_test = to_tensor(X_test, mean, std)
     accuracy = float(
         (predict_batched(model, x_test) == np.searchsorted(classes, y_test)).mean()
     )
@@ -198,7 +202,10 @@ def pretrain_user_cnn(classes=(0, 1, 2, 3, 4), *, epochs=3, seed=0) -> dict:
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     meta = {
         "classes": list(classes),
-        "recipe": f"Adam 1e-3, batch 128, {epochs} epochs, (x-0.5)/0.5, seed {seed}",
+        "recipe": (
+            f"Adam 1e-3, batch 128, {epochs} epochs, (x-{mean[0]:g})/{std[0]:g}, "
+            f"seed {seed}"
+        ),
         "test_accuracy_source_classes": round(accuracy, 4),
         "train_seconds": round(time.perf_counter() - start, 1),
         "checkpoint": str(path),

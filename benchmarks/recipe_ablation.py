@@ -14,8 +14,10 @@ Tasks (same splits as ``transfer_vs_scratch``): Fashion-MNIST 0-4 -> 5-9 with
 the benchmark's ResNet source (``fashion``) and with a user's own 3-block CNN
 given as ``(name, module)`` stages (``user_cnn``); the shipped clothes backbone
 -> 8x8 digits (``digits``); the ImageNet EfficientNet-Lite0 on the Fashion
-target (``lite0``, only when named: slow). k labels per class, 3 seeds, test
-sets of 2,000 images (Fashion) or all other digits. Each row changes one
+target (``lite0``, only when named: slow). Also only when named: the user's
+CNN and EfficientNet-Lite0 on digits (``user_cnn_digits``, ``lite0_digits``).
+k labels per class, 3 seeds, test sets of 2,000 images (Fashion) or all other
+digits. Each row changes one
 parameter from the ``recipe`` row; ``tutorial`` is the hand-written loop (Adam
 1e-3, 30 epochs, batch 32) on the same splits.
 
@@ -153,6 +155,7 @@ VARIANTS = {
         "lr": 3e-4,
         "backbone_lr": 1e-3,
     },
+    "defaults, layer=['layer3', 'layer4']": {**DEFAULTS, "layer": ["layer3", "layer4"]},
     "defaults, backbone_lr=0 (only the head trains)": {**DEFAULTS, "backbone_lr": 0.0},
     "defaults, backbone_lr=0, freeze_batchnorm=True": {
         **DEFAULTS,
@@ -190,6 +193,7 @@ def tasks(test_size: int) -> list[Task]:
         Task("digits", "shipped fmnist_resnet -> digits", ks=(), **digits),
         Task("lite0", "ImageNet EfficientNet-Lite0 -> Fashion 5-9", ks=(), **fashion),
         Task("lite0_digits", "ImageNet EfficientNet-Lite0 -> digits", ks=(), **digits),
+        Task("user_cnn_digits", "Fashion 0-4 user CNN -> digits", ks=(), **digits),
     ]
     out[0].methods = {
         "backbone": lambda: stages(5),
@@ -235,6 +239,8 @@ def tasks(test_size: int) -> list[Task]:
     }
     # The second ImageNet task: the same network and tutorial, digits as target.
     out[4].methods = out[3].methods
+    # The user's CNN across domains: the same network and tutorial as user_cnn.
+    out[5].methods = out[1].methods
     return out
 
 

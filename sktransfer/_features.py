@@ -71,9 +71,10 @@ class PretrainedFeatureExtractor(
         (a baseline, not useful features).
     layer : "mid", None, str, int or list, default="mid"
         Stage(s) whose output is the representation. "mid" concatenates the
-        fourth- and third-last stages (for a ResNet ``layer2`` and ``layer3``):
-        mid-level features, which transfer across domains better than the
-        final embedding. None is the final (penultimate-to-classifier)
+        third- and second-last blocks, the stages with weights that output a
+        feature map (for a ResNet ``layer2`` and ``layer3``): mid-level
+        features, which transfer across domains better than the final
+        embedding. None is the final (penultimate-to-classifier)
         embedding; a stage name such as ``"layer3"`` or a stage index (negative
         counts from the end) picks one stage; a list of those concatenates
         them.

@@ -53,8 +53,8 @@ class FineTuneClassifier(SkorchGlue):
         head only, solved exactly as a logistic regression, and is much faster.
     layer : "auto", "mid", None, str, int or list, default="auto"
         Stage(s) whose pooled outputs the head sees, as in
-        :class:`PretrainedFeatureExtractor`. "mid" concatenates the fourth-
-        and third-last stages (for a ResNet ``layer2`` and ``layer3``):
+        :class:`PretrainedFeatureExtractor`. "mid" concatenates the third-
+        and second-last blocks (for a ResNet ``layer2`` and ``layer3``):
         mid-level features, which transferred better than the final
         embedding, frozen or fine-tuned. None is the final embedding; a stage
         name or index, or a list of them, picks stages. Stages after the last
@@ -150,6 +150,15 @@ class FineTuneClassifier(SkorchGlue):
         which never change, while their scale and shift still learn (as Keras
         recommends for fine-tuning). Small batches of a new domain then cannot
         replace statistics that the pretrained weights rely on.
+    bn_stats : {"auto", "pretrained", "refit"}, default="auto"
+        Where the backbone's BatchNorm running statistics start. "refit"
+        re-estimates every BatchNorm layer's statistics on the training
+        images before the probe and training, so that a network pretrained on
+        differently normalised inputs (say, pixels in [0, 1] where it now gets
+        ``(x - 0.5) / 0.5``) sees standardised activations again. "pretrained"
+        keeps them. "auto" refits for a module of your own, whose input
+        normalisation the library cannot know, and keeps them for registered
+        backbones, whose pretraining recipe it applies.
     recalibrate_bn : bool, default=False
         After training, re-estimate the running statistics of the trained
         BatchNorm layers on the training inputs (exact averages), which few
@@ -294,6 +303,7 @@ class FineTuneClassifier(SkorchGlue):
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "weight_averaging": [StrOptions({"swa", "wise"}), None],
         "freeze_batchnorm": ["boolean"],
+        "bn_stats": [StrOptions({"auto", "pretrained", "refit"})],
         "recalibrate_bn": ["boolean"],
         "tta": ["boolean"],
         "augment": ["boolean", StrOptions({"crop", "flip"})],
@@ -338,6 +348,7 @@ class FineTuneClassifier(SkorchGlue):
         label_smoothing=0.0,
         weight_averaging=None,
         freeze_batchnorm=False,
+        bn_stats="auto",
         recalibrate_bn=False,
         tta=False,
         augment=False,
@@ -394,6 +405,7 @@ class FineTuneClassifier(SkorchGlue):
         self.label_smoothing = label_smoothing
         self.weight_averaging = weight_averaging
         self.freeze_batchnorm = freeze_batchnorm
+        self.bn_stats = bn_stats
         self.recalibrate_bn = recalibrate_bn
         self.tta = tta
         self.augment = augment
@@ -428,7 +440,8 @@ class FineTuneClassifier(SkorchGlue):
         # Stages after the last tap are never needed: drop them.
         n_stages = backbone.n_stages
         self.layer_ = self._resolved_layer(backbone)
-        taps = backbone.keep_taps(self.layer_)
+        saved_taps = getattr(self, "_restored_taps", None) if restoring else None
+        taps = backbone.keep_taps(self.layer_ if saved_taps is None else saved_taps)
         self._head_on_final_ = taps == [n_stages]
         n_frozen = min(n_frozen, taps[-1])
         head = build_head(

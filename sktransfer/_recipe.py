@@ -17,7 +17,8 @@ Each piece is a plain function or a skorch callback driven by one parameter of
   :class:`StartInterpolation` averages the trained model with the starting one;
 * ``recalibrate_bn``: :func:`recalibrate_batchnorm` re-estimates the running
   statistics of the trained BatchNorm layers on the training inputs, which few
-  optimiser steps (or averaged weights) leave stale.
+  optimiser steps (or averaged weights) leave stale; ``bn_stats="refit"`` does
+  it for every BatchNorm layer before training starts.
 """
 
 from __future__ import annotations
@@ -287,20 +288,22 @@ class WeightAveraging(Callback):
 
 
 @torch.no_grad()
-def recalibrate_batchnorm(module, dataset, *, start: int, batch_size: int) -> int:
-    """Re-estimate running statistics of trainable BatchNorm layers; return count.
+def recalibrate_batchnorm(
+    module, dataset, *, start: int, batch_size: int, frozen: bool = False
+) -> int:
+    """Re-estimate running statistics of BatchNorm layers; return their count.
 
-    Only BatchNorm layers with trainable parameters are reset (frozen stages
-    keep their pretrained statistics). Their statistics become the exact
-    average over ``dataset`` (inputs entering at stage ``start``), computed in
-    eval mode for everything else, without augmentation.
+    Only BatchNorm layers with trainable parameters are reset, unless
+    ``frozen``: then every one is. Their statistics become the exact average
+    over ``dataset`` (inputs entering at stage ``start``), computed in eval
+    mode for everything else, without augmentation.
     """
     layers = [
         m
         for m in module.modules()
         if isinstance(m, nn.modules.batchnorm._BatchNorm)
         and m.track_running_stats
-        and any(p.requires_grad for p in m.parameters(recurse=False))
+        and (frozen or any(p.requires_grad for p in m.parameters(recurse=False)))
     ]
     if not layers:
         return 0

@@ -337,6 +337,11 @@ class SkorchGlue(NeuralNetClassifier):
             "classes_dtype": self.classes_.dtype.str,
             "image_size_": size and list(size),
             "layer_": getattr(self, "layer_", self.layer),
+            # The stages themselves: loading must not depend on what "mid" means.
+            "tap_names_": [
+                self.module_.backbone.stage_names[stop - 1]
+                for stop in self.module_.taps
+            ],
         }
         tensors = dict(self.module_.state_dict())
         weight = getattr(self.criterion_, "weight", None)
@@ -353,6 +358,7 @@ class SkorchGlue(NeuralNetClassifier):
             self.layer, self.pooling = None, "avg"
         if "layer_" in config:  # what layer="auto" chose at fit time
             self._restored_layer = config["layer_"]
+        self._restored_taps = config.get("tap_names_")  # absent in older files
         classes = np.asarray(config["classes"], dtype=np.dtype(config["classes_dtype"]))
         tensors = dict(tensors)
         weight = tensors.pop(_CRITERION_WEIGHT, None)

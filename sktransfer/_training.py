@@ -98,6 +98,16 @@ def plan_training(
         # Every target row is trained on (aligned), none is held out.
         train_index = np.concatenate([train_index, np.flatnonzero(domains.target)])
         clf._target_rows_ = domains.target[train_index]
+    if probe and refits_bn_stats(clf):
+        # Before the cache and the probe: both run the stages in eval mode.
+        raw = SourceDataset(source, y_encoded, size=module.preprocessing.loading_size)
+        recalibrate_batchnorm(
+            module,
+            Subset(raw, train_index),
+            start=0,
+            batch_size=max(clf.batch_size, 64),
+            frozen=True,
+        )
     outputs = None
     cache_stop = module.cacheable_stop()
     if clf.cache_frozen and cache_stop > 0 and not clf.augment:
@@ -132,6 +142,17 @@ def starts_from_probe(clf) -> bool:
             "probe" if not _trains_backbone(clf.module_) or not final else "random"
         )
     return head_init == "probe" and clf._pretrained() and not clf.head_hidden
+
+
+def refits_bn_stats(clf) -> bool:
+    """Whether a fresh fit re-estimates BatchNorm statistics before training.
+
+    "auto": for a module of the user's own, whose pretraining normalised its
+    inputs in a way the library cannot know (results/user_input_scale).
+    """
+    if clf.bn_stats == "auto":
+        return not isinstance(clf.backbone, str)
+    return clf.bn_stats == "refit"
 
 
 def _trains_backbone(module) -> bool:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from skorch.callbacks import Callback
 
-from sktransfer import _recipe, resolve_backbone
+from sktransfer import FineTuneClassifier, _recipe, resolve_backbone
 from sktransfer._recipe import (
     AUTO_MIN_EPOCHS,
     AUTO_MIN_STEPS,
@@ -232,3 +232,57 @@ def test_explicit_loader_settings_keep_skorch_batches(fifty_digits, make_classif
     clf.fit(X[:33], y[:33])
     assert [len(batch) for batch in log.epochs_[0]] == [32, 1]
     assert log.epochs_[0] == log.epochs_[1]
+
+
+def _conv_bn_stages():
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+    pool = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    return [("conv", conv), ("bn", torch.nn.BatchNorm2d(4)), ("pool", pool)]
+
+
+@pytest.mark.parametrize(
+    "bn_stats, refit", [("auto", True), ("refit", True), ("pretrained", False)]
+)
+def test_a_users_module_gets_the_batchnorm_statistics_of_its_training_images(
+    fifty_digits, bn_stats, refit
+):
+    # The library feeds 1-channel images as (x - 0.5) / 0.5; a module pretrained
+    # on other inputs would carry other statistics. "auto" refits them for a
+    # module of the user's own, before the probe (freeze="all": no training).
+    X, y = fifty_digits
+    stages = _conv_bn_stages()
+    clf = FineTuneClassifier(
+        stages,
+        weights=None,
+        layer=None,
+        freeze="all",
+        image_size=8,
+        bn_stats=bn_stats,
+        device="cpu",
+    ).fit(X, y)
+    assert clf.n_epochs_ == 0
+    bn = clf.module_.backbone.stages.bn
+    with torch.no_grad():
+        inputs = (torch.as_tensor(X).unsqueeze(1) - 0.5) / 0.5
+        outputs = stages[0][1](inputs)
+    expected_mean = outputs.mean(dim=(0, 2, 3)) if refit else torch.zeros(4)
+    expected_var = outputs.var(dim=(0, 2, 3)) if refit else torch.ones(4)
+    torch.testing.assert_close(bn.running_mean, expected_mean, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(bn.running_var, expected_var, atol=1e-4, rtol=1e-3)
+    assert stages[1][1].running_mean.abs().max() == 0  # the user's module: untouched
+
+
+def test_registered_backbones_keep_their_pretrained_batchnorm_statistics(
+    fifty_digits, make_classifier
+):
+    X, y = fifty_digits
+    pretrained = resolve_backbone("fmnist_resnet", "DEFAULT").state_dict()
+    for bn_stats, kept in (("auto", True), ("refit", False)):
+        clf = make_classifier(freeze="all", bn_stats=bn_stats).fit(X, y)
+        state = clf.module_.backbone.state_dict()
+        means = [k for k in state if k.endswith("running_mean")]
+        assert means
+        same = all(torch.equal(state[k], pretrained[k]) for k in means)
+        assert same is kept

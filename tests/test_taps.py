@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
+
 import numpy as np
 import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
+from torch import nn
 
 from sktransfer import FineTuneClassifier, load_model, resolve_backbone, save_model
 
@@ -68,6 +72,52 @@ def test_a_stage_list_concatenates_their_pooled_outputs(few_digits, make_classif
     assert clf.predict_proba(X).shape == (len(X), 10)
 
 
+def _three_block_cnn():
+    def block(c_in, c_out):
+        return nn.Sequential(
+            nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)
+        )
+
+    return nn.Sequential(
+        OrderedDict(
+            block1=block(1, 4),
+            block2=block(4, 8),
+            block3=block(8, 8),
+            pool=nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
+            fc=nn.Linear(8, 5),
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    "drop", [("fc",), ("pool", "fc"), ()], ids=["with pool", "blocks only", "whole"]
+)
+def test_mid_counts_blocks_however_a_user_lists_the_stages(few_digits, drop):
+    # A user's CNN passed with its pooling stage, as bare blocks, or whole with
+    # its old classifier: "mid" is block1 + block2 each time (the third- and
+    # second-last blocks), and the estimator drops every stage after block2.
+    X, y = few_digits
+    stages = [(n, m) for n, m in _three_block_cnn().named_children() if n not in drop]
+    net = resolve_backbone(stages)
+    assert net.block_stops() == [1, 2, 3]
+    assert net.taps("mid") == [1, 2]
+    clf = FineTuneClassifier(
+        stages, weights=None, image_size=16, max_epochs=1, device="cpu"
+    ).fit(X, y)
+    assert clf.module_.backbone.stage_names == ["block1", "block2"]
+    assert clf.module_.taps == [1, 2]
+
+
+def test_mid_without_feature_maps_counts_stages():
+    # No stage outputs a feature map (an MLP): the fourth- and third-last stages.
+    mlp = [
+        (f"dense{i}", nn.Sequential(nn.Flatten(), nn.LazyLinear(4))) for i in range(5)
+    ]
+    net = resolve_backbone(mlp)
+    assert net.block_stops() == []
+    assert net.taps("mid") == [2, 3]
+
+
 def test_unknown_layer_names_the_argument_and_the_stages(few_digits, make_classifier):
     X, y = few_digits
     with pytest.raises(ValueError, match=r"layer='layer9' is not a stage.*layer2"):
@@ -82,6 +132,24 @@ def test_taps_survive_saving(few_digits, make_classifier, tmp_path):
     save_model(clf, tmp_path / "model")
     loaded = load_model(tmp_path / "model")
     assert loaded.module_.taps == clf.module_.taps
+    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-6)
+
+
+def test_saved_models_keep_their_stages_whatever_mid_means_later(
+    few_digits, make_classifier, tmp_path
+):
+    # The file names the tapped stages; loading uses them, not a new reading of
+    # "mid" (here simulated by a file whose layer_ says the final embedding).
+    X, y = few_digits
+    clf = make_classifier(layer="mid", pooling="grid", max_epochs=1).fit(X, y)
+    save_model(clf, tmp_path / "model")
+    config_path = tmp_path / "model" / "config.json"
+    config = json.loads(config_path.read_text())
+    assert config["tap_names_"] == ["layer2", "layer3"]
+    config["layer_"] = None
+    config_path.write_text(json.dumps(config))
+    loaded = load_model(tmp_path / "model")
+    assert loaded.module_.taps == clf.module_.taps == [3, 4]
     np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-6)
 
 

@@ -134,12 +134,8 @@ def _hypothesis_and_pivot(doc: dict, intro: str, rows, row_name, cell) -> str:
     return f"Hypothesis: {hypothesis}\n\n{intro}\n\n{table}"
 
 
-def _recipe_ablation(doc: dict) -> str:
-    intro = (
-        f"Each row changes one parameter of `FineTuneClassifier("
-        f"{_cell(doc['recipe'])})`; test accuracy, mean ± std over "
-        f"{len(doc['seeds'])} seeds:"
-    )
+def _variants_table(doc: dict, intro: str) -> str:
+    """The hypothesis, ``intro``, then one row per variant (mean ± std)."""
     return _hypothesis_and_pivot(
         doc,
         intro,
@@ -147,6 +143,24 @@ def _recipe_ablation(doc: dict) -> str:
         lambda r: r["variant"],
         lambda r: f"{r['accuracy_mean']:.3f} ± {r['accuracy_std']:.3f}",
     )
+
+
+def _recipe_ablation(doc: dict) -> str:
+    intro = (
+        f"Each row changes one parameter of `FineTuneClassifier("
+        f"{_cell(doc['recipe'])})`; test accuracy, mean ± std over "
+        f"{len(doc['seeds'])} seeds:"
+    )
+    return _variants_table(doc, intro)
+
+
+def _user_stage_lists(doc: dict) -> str:
+    intro = (
+        "`FineTuneClassifier(stages, weights=None, image_size=28)`, nothing else "
+        "unless the row names it; test accuracy, mean ± std over "
+        f"{len(doc['seeds'])} seeds:"
+    )
+    return _variants_table(doc, intro)
 
 
 def _embedding_defaults(doc: dict) -> str:
@@ -204,6 +218,7 @@ LAYOUTS = {
     "frozen_cache": _frozen_cache,
     "scale_out": _scale_out,
     "stage_memory": _stage_memory,
+    "user_stage_lists": _user_stage_lists,
 }
 
 

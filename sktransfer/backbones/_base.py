@@ -10,6 +10,7 @@ so ``freeze=k`` means the same thing for every source.
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -118,9 +119,9 @@ class BackboneSpec:
     modality : str, default="image"
         Kind of input the architecture takes; picks how user inputs are read.
     mid_layers : tuple of str or None, default=None
-        The stages ``layer="mid"`` stands for; None: the fourth- and third-last
-        stages. Sentence encoders name their final pooled stage, the one they
-        were trained to make.
+        The stages ``layer="mid"`` stands for; None: the third- and second-last
+        blocks (see :meth:`Backbone.taps`). Sentence encoders name their final
+        pooled stage, the one they were trained to make.
     finetune_lr : float or None, default=None
         Learning rate its pretrained stages are fine-tuned with when the user
         gives no ``backbone_lr``; None leaves the choice to the estimator.
@@ -254,15 +255,21 @@ class Backbone(nn.Module):
         """Stops (stage counts) whose outputs make up the ``layer`` selection.
 
         ``layer`` is anything :meth:`stop_after` takes, a list of those, or
-        ``"mid"``: the fourth- and third-last stages (for a ResNet ``layer2``
-        and ``layer3``), the mid-level features that transfer best across
-        domains (unless the source names other ``mid_layers``); backbones with
-        fewer stages use what they have.
+        ``"mid"``: the third- and second-last of the :meth:`block_stops` (for a
+        ResNet ``layer2`` and ``layer3``), the mid-level features that transfer
+        best across domains (unless the source names other ``mid_layers``).
+        Counting blocks, not stages, gives the same layers whether a user's
+        stage list ends with a pooling stage, the old classifier, or neither.
+        Networks without feature maps (transformers) take the fourth- and
+        third-last stages; backbones with fewer use what they have.
         """
         n = self.n_stages
         if isinstance(layer, str) and layer == "mid" and "mid" not in self.stage_names:
             if getattr(self, "mid_layers", None):
                 return self.taps(list(self.mid_layers))
+            blocks = self.block_stops()
+            if blocks:
+                return blocks[-3:-1] or blocks[-1:]
             stops = [stop for stop in (n - 3, n - 2) if stop >= 1]
             return stops or [n]
         if isinstance(layer, list | tuple):
@@ -270,6 +277,45 @@ class Backbone(nn.Module):
                 raise ValueError("layer=[] selects no stage; name at least one.")
             return sorted({self.stop_after(item) for item in layer})
         return [self.stop_after(layer)]
+
+    def block_stops(self) -> list[int]:
+        """Stops of the stages with weights whose output is a feature map.
+
+        These are a convolutional network's blocks, without the pooling,
+        flattening or classifier stages after them (a stage that pools to
+        ``1 x 1`` without weights is not a block). Found by one dry run.
+
+        Examples
+        --------
+        >>> from torch import nn
+        >>> from sktransfer import resolve_backbone
+        >>> cnn = [("block1", nn.Conv2d(1, 4, 3)), ("block2", nn.Conv2d(4, 8, 3)),
+        ...        ("block3", nn.Conv2d(8, 8, 3)), ("pool", nn.AdaptiveAvgPool2d(1)),
+        ...        ("fc", nn.Sequential(nn.Flatten(), nn.Linear(8, 5)))]
+        >>> net = resolve_backbone(cnn)
+        >>> net.block_stops(), net.taps("mid")
+        ([1, 2, 3], [1, 2])
+        """
+        key = (None, self.preprocessing.describe(), "blocks")
+        if key not in self._shapes:
+            shapes = self._stage_shapes()
+            self._shapes[key] = [
+                stop
+                for stop, (shape, stage) in enumerate(zip(shapes, self.stages), 1)
+                if len(shape) == 3 and next(stage.parameters(), None) is not None
+            ]
+        return self._shapes[key]
+
+    def _stage_shapes(self) -> list[tuple[int, ...]]:
+        """Each stage's output shape, in one pass (also kept for output_shape)."""
+        describe = self.preprocessing.describe()
+        shapes = []
+        with self._example_batch() as x:
+            for stop, stage in enumerate(self.stages, 1):
+                x = stage(x)
+                shapes.append(tuple(_main_tensor(x).shape[1:]))
+                self._shapes.setdefault((stop, describe, "shape"), shapes[-1])
+        return shapes
 
     def keep_taps(self, layer) -> list[int]:
         """Drop the stages after the ``layer`` selection; return its :meth:`taps`."""
@@ -322,17 +368,22 @@ class Backbone(nn.Module):
         stop = self.n_stages if stop is None else stop
         key = (stop, self.preprocessing.describe(), what)
         if key not in self._shapes:
-            was_training = self.training
-            self.eval()
-            try:
-                device = next(self.parameters(), torch.empty(0)).device
-                with torch.inference_mode():
-                    raw = to_device(self.preprocessing.example_input(), device)
-                    example = to_device(self.preprocessing(raw), device)
-                    self._shapes[key] = summarize(self(example, stop=stop))
-            finally:
-                self.train(was_training)
+            with self._example_batch() as example:
+                self._shapes[key] = summarize(self(example, stop=stop))
         return self._shapes[key]
+
+    @contextlib.contextmanager
+    def _example_batch(self):
+        """The preprocessing's example input, prepared, in inference mode."""
+        was_training = self.training
+        self.eval()
+        try:
+            device = next(self.parameters(), torch.empty(0)).device
+            with torch.inference_mode():
+                raw = to_device(self.preprocessing.example_input(), device)
+                yield to_device(self.preprocessing(raw), device)
+        finally:
+            self.train(was_training)
 
     def forward(self, x: torch.Tensor, start: int = 0, stop: int | None = None):
         """Run stages ``start`` to ``stop`` (exclusive) on ``x``."""
