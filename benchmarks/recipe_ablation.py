@@ -374,21 +374,41 @@ def main() -> None:
             records += run(
                 task, args.ks, seeds, variants, tutorial=not args.no_tutorial
             )
+    extra = {"recipe": RECIPE, "variants": variants}
+    save(
+        args.name,
+        "recipe_ablation",
+        __doc__,
+        records,
+        args.tasks,
+        seeds,
+        args.ks,
+        start,
+        **extra,
+    )
+
+
+def save(name, script, doc, records, columns, seeds, ks, start, **extra) -> None:
+    """Write ``results/NAME.{json,md}`` of a comparison of variants; print it.
+
+    ``doc`` is the script's docstring (its hypothesis is kept), ``columns`` the
+    task names of the table, ``start`` the ``perf_counter`` of the run's start;
+    ``extra`` entries go into the JSON after the hypothesis.
+    """
     payload = {
-        "command": "./dev bench recipe_ablation " + " ".join(sys.argv[1:]),
-        "hypothesis": __doc__.split("Hypothesis\n----------\n")[1].split("\n\n")[0],
-        "recipe": RECIPE,
-        "variants": variants,
+        "command": f"./dev bench {script} " + " ".join(sys.argv[1:]),
+        "hypothesis": doc.split("Hypothesis\n----------\n")[1].split("\n\n")[0],
+        **extra,
         "seeds": list(seeds),
-        "ks": args.ks,
+        "ks": ks,
         "records": records,
         "summary": summarise(records),
         "total_seconds": round(time.perf_counter() - start, 1),
         "torch_threads": torch.get_num_threads(),
     }
-    write_results(args.name, payload)
-    report = table(records, args.tasks, args.ks)
-    (RESULTS_DIR / f"{args.name}.md").write_text(report + "\n")
+    write_results(name, payload)
+    report = table(records, columns, ks)
+    (RESULTS_DIR / f"{name}.md").write_text(report + "\n")
     print("\n" + report)
 
 

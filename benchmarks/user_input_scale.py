@@ -34,13 +34,11 @@ import time
 import warnings
 from pathlib import Path
 
-import torch
 from safetensors.torch import load_file
 from sklearn.exceptions import ConvergenceWarning
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import recipe_ablation
-from _common import RESULTS_DIR, write_results
 from _handwritten import TutorialFineTune, UserCNN, pretrain_user_cnn, user_cnn_stages
 
 NAME = "user_input_scale"
@@ -89,22 +87,19 @@ def main() -> None:
             ):
                 record["task"] = f"{task.name}, {convention}"
                 records.append(record)
-    payload = {
-        "command": "./dev bench user_input_scale " + " ".join(sys.argv[1:]),
-        "hypothesis": __doc__.split("Hypothesis\n----------\n")[1].split("\n\n")[0],
-        "conventions": {name: [m[0], s[0]] for name, (m, s) in CONVENTIONS.items()},
-        "seeds": list(recipe_ablation.SEEDS),
-        "ks": args.ks,
-        "records": records,
-        "summary": recipe_ablation.summarise(records),
-        "total_seconds": round(time.perf_counter() - start, 1),
-        "torch_threads": torch.get_num_threads(),
-    }
-    write_results(args.name, payload)
+    conventions = {name: [m[0], s[0]] for name, (m, s) in CONVENTIONS.items()}
     columns = list(dict.fromkeys(r["task"] for r in records))
-    report = recipe_ablation.table(records, columns, args.ks)
-    (RESULTS_DIR / f"{args.name}.md").write_text(report + "\n")
-    print("\n" + report)
+    recipe_ablation.save(
+        args.name,
+        "user_input_scale",
+        __doc__,
+        records,
+        columns,
+        recipe_ablation.SEEDS,
+        args.ks,
+        start,
+        conventions=conventions,
+    )
 
 
 if __name__ == "__main__":

@@ -33,13 +33,11 @@ import time
 import warnings
 from pathlib import Path
 
-import torch
 from safetensors.torch import load_file
 from sklearn.exceptions import ConvergenceWarning
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import recipe_ablation
-from _common import RESULTS_DIR, write_results
 from _handwritten import UserCNN, pretrain_user_cnn
 
 NAME = "user_stage_lists"
@@ -98,20 +96,16 @@ def main() -> None:
                 {name: {**defaults, **p} for name, p in rows.items()},
                 tutorial=listing == "bare blocks",
             )
-    payload = {
-        "command": "./dev bench user_stage_lists " + " ".join(sys.argv[1:]),
-        "hypothesis": __doc__.split("Hypothesis\n----------\n")[1].split("\n\n")[0],
-        "seeds": list(recipe_ablation.SEEDS),
-        "ks": args.ks,
-        "records": records,
-        "summary": recipe_ablation.summarise(records),
-        "total_seconds": round(time.perf_counter() - start, 1),
-        "torch_threads": torch.get_num_threads(),
-    }
-    write_results(NAME, payload)
-    report = recipe_ablation.table(records, TASKS, args.ks)
-    (RESULTS_DIR / f"{NAME}.md").write_text(report + "\n")
-    print("\n" + report)
+    recipe_ablation.save(
+        NAME,
+        "user_stage_lists",
+        __doc__,
+        records,
+        TASKS,
+        recipe_ablation.SEEDS,
+        args.ks,
+        start,
+    )
 
 
 if __name__ == "__main__":
