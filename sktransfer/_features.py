@@ -18,7 +18,8 @@ from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
 
 from ._cache import as_memory, frozen_outputs
-from ._inputs import get_modality, iter_batches, source_image_size
+from ._inputs import SourceDataset, get_modality, iter_batches, source_image_size
+from ._recipe import recalibrate_batchnorm, refits_bn_stats
 from ._runtime import BackboneRuntime
 from ._validation import (
     Interval,
@@ -125,6 +126,14 @@ class PretrainedFeatureExtractor(
         Store the stage outputs on disk, keyed by the backbone's parameters,
         preprocessing and image content; shared with
         :class:`FineTuneClassifier` runs whose frozen stages end at ``layer``.
+    bn_stats : {"auto", "pretrained", "refit"}, default="auto"
+        "refit" re-estimates every BatchNorm layer's running statistics on the
+        images given to ``fit``, for a network pretrained on inputs normalised
+        otherwise than it gets them here; "pretrained" keeps them. "auto"
+        refits for a module of your own, whose input normalisation the library
+        cannot know, and keeps them for registered backbones. As in
+        :class:`FineTuneClassifier`, so that ``freeze="all"`` there stays this
+        extractor and a logistic regression.
 
     Attributes
     ----------
@@ -187,6 +196,7 @@ class PretrainedFeatureExtractor(
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
         "progress": ["boolean", None],
         "cache": [str, os.PathLike, joblib.Memory, None],
+        "bn_stats": [StrOptions({"auto", "pretrained", "refit"})],
     }
 
     def __init__(
@@ -207,6 +217,7 @@ class PretrainedFeatureExtractor(
         n_threads=None,
         progress=None,
         cache=None,
+        bn_stats="auto",
     ):
         self.backbone = backbone
         self.weights = weights
@@ -223,10 +234,14 @@ class PretrainedFeatureExtractor(
         self.n_threads = n_threads
         self.progress = progress
         self.cache = cache
+        self.bn_stats = bn_stats
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Load the backbone and check ``X``; ``y`` is ignored.
+
+        With ``bn_stats`` refitting (a module of your own, by default), the
+        backbone's BatchNorm statistics become those of ``X``: one pass over it.
 
         Parameters
         ----------
@@ -254,6 +269,15 @@ class PretrainedFeatureExtractor(
         # Later stages are never computed, so drop them.
         taps = net.keep_taps(self.layer)
         self._set_fitted_backbone(net, device, taps)
+        if refits_bn_stats(self):
+            size = self.runtime_.preprocessing.loading_size
+            recalibrate_batchnorm(
+                self.runtime_,
+                SourceDataset(source, size=size),
+                start=0,
+                batch_size=self.batch_size,
+                frozen=True,
+            )
         check_width(self, X, reset=True)
         return self
 

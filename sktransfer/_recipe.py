@@ -40,6 +40,7 @@ __all__ = [
     "auto_epochs",
     "probed_head_lr",
     "recalibrate_batchnorm",
+    "refits_bn_stats",
     "stage_lr_scales",
 ]
 
@@ -316,10 +317,23 @@ def recalibrate_batchnorm(
         layer.train()
     try:
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
-        for batch, _ in loader:
-            module.features(batch, start=start)
+        with torch.no_grad():
+            for batch, _ in loader:
+                module.features(batch, start=start)
     finally:
         for layer, momentum in zip(layers, momenta, strict=True):
             layer.momentum = momentum
         module.train(was_training)
     return len(layers)
+
+
+def refits_bn_stats(estimator) -> bool:
+    """Whether ``estimator`` re-estimates BatchNorm statistics on its inputs first.
+
+    ``bn_stats="auto"`` refits them for a module of the user's own, whose
+    pretraining normalised its inputs in a way the library cannot know
+    (``benchmarks/results/user_input_scale``); registered backbones keep theirs.
+    """
+    if estimator.bn_stats == "auto":
+        return not isinstance(estimator.backbone, str)
+    return estimator.bn_stats == "refit"

@@ -170,6 +170,10 @@ class BackboneRuntime(nn.Module):
             at = tap
         return torch.cat(parts, dim=1)
 
+    def features(self, raw, start: int = 0) -> torch.Tensor:
+        """The embedding of raw batches (prepared here) or of stage outputs."""
+        return self.embed(raw, start=start)
+
     @torch.inference_mode()
     def outputs(self, batches, stop: int):
         """Yield float32 CPU outputs of the first ``stop`` stages, in eval mode."""

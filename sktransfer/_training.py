@@ -30,6 +30,7 @@ from ._recipe import (
     planned_steps,
     probed_head_lr,
     recalibrate_batchnorm,
+    refits_bn_stats,
 )
 from .exceptions import CacheTooLargeError
 
@@ -142,17 +143,6 @@ def starts_from_probe(clf) -> bool:
             "probe" if not _trains_backbone(clf.module_) or not final else "random"
         )
     return head_init == "probe" and clf._pretrained() and not clf.head_hidden
-
-
-def refits_bn_stats(clf) -> bool:
-    """Whether a fresh fit re-estimates BatchNorm statistics before training.
-
-    "auto": for a module of the user's own, whose pretraining normalised its
-    inputs in a way the library cannot know (results/user_input_scale).
-    """
-    if clf.bn_stats == "auto":
-        return not isinstance(clf.backbone, str)
-    return clf.bn_stats == "refit"
 
 
 def _trains_backbone(module) -> bool:

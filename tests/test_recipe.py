@@ -9,7 +9,12 @@ import pytest
 import torch
 from skorch.callbacks import Callback
 
-from sktransfer import FineTuneClassifier, _recipe, resolve_backbone
+from sktransfer import (
+    FineTuneClassifier,
+    PretrainedFeatureExtractor,
+    _recipe,
+    resolve_backbone,
+)
 from sktransfer._recipe import (
     AUTO_MIN_EPOCHS,
     AUTO_MIN_STEPS,
@@ -269,8 +274,16 @@ def test_a_users_module_gets_the_batchnorm_statistics_of_its_training_images(
         outputs = stages[0][1](inputs)
     expected_mean = outputs.mean(dim=(0, 2, 3)) if refit else torch.zeros(4)
     expected_var = outputs.var(dim=(0, 2, 3)) if refit else torch.ones(4)
-    torch.testing.assert_close(bn.running_mean, expected_mean, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(bn.running_var, expected_var, atol=1e-4, rtol=1e-3)
+    extractor = PretrainedFeatureExtractor(
+        stages, weights=None, layer=None, image_size=8, bn_stats=bn_stats, device="cpu"
+    ).fit(X)
+    for fitted in (bn, extractor.backbone_.stages.bn):  # the same in both estimators
+        torch.testing.assert_close(
+            fitted.running_mean, expected_mean, atol=1e-4, rtol=1e-4
+        )
+        torch.testing.assert_close(
+            fitted.running_var, expected_var, atol=1e-4, rtol=1e-3
+        )
     assert stages[1][1].running_mean.abs().max() == 0  # the user's module: untouched
 
 
