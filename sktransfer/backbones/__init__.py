@@ -8,7 +8,8 @@ from . import (  # noqa: F401
     _timm,
     _torchvision,
 )
-from ._base import Backbone, BackboneSpec, WeightsEntry, pool_features
+from ._base import Backbone, BackboneSpec, WeightsEntry
+from ._pooling import pool_features
 from ._preprocessing import Preprocessing
 from ._registry import (
     get_backbone_spec,

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._base import ATTENTION_MASK, HIDDEN_STATES
+from ._pooling import ATTENTION_MASK, HIDDEN_STATES
 
 __all__ = [
     "Tokenization",
