@@ -317,9 +317,8 @@ def recalibrate_batchnorm(
         layer.train()
     try:
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
-        with torch.no_grad():
-            for batch, _ in loader:
-                module.features(batch, start=start)
+        for batch, _ in loader:
+            module.features(batch, start=start)
     finally:
         for layer, momentum in zip(layers, momenta, strict=True):
             layer.momentum = momentum

@@ -99,9 +99,9 @@ def plan_training(
         # Every target row is trained on (aligned), none is held out.
         train_index = np.concatenate([train_index, np.flatnonzero(domains.target)])
         clf._target_rows_ = domains.target[train_index]
+    raw = SourceDataset(source, y_encoded, size=module.preprocessing.loading_size)
     if probe and refits_bn_stats(clf):
         # Before the cache and the probe: both run the stages in eval mode.
-        raw = SourceDataset(source, y_encoded, size=module.preprocessing.loading_size)
         recalibrate_batchnorm(
             module,
             Subset(raw, train_index),
@@ -113,11 +113,7 @@ def plan_training(
     cache_stop = module.cacheable_stop()
     if clf.cache_frozen and cache_stop > 0 and not clf.augment:
         outputs = _frozen_outputs(clf, source, cache_stop)
-    if outputs is not None:
-        data = outputs_dataset(outputs.values, y_encoded)
-    else:
-        size = module.preprocessing.loading_size
-        data = SourceDataset(source, y_encoded, size=size)
+    data = raw if outputs is None else outputs_dataset(outputs.values, y_encoded)
     start = cache_stop if outputs is not None else 0
     plan = TrainingPlan(
         train=Subset(data, train_index),
