@@ -226,3 +226,70 @@ def test_shipped_backbone_is_pretrained_and_documented():
     bn = net.stages.stem[1]
     assert not torch.allclose(bn.running_var, torch.ones_like(bn.running_var))
     assert np.isfinite(bn.running_mean.numpy()).all()
+
+
+class _FunctionalForward(nn.Module):
+    """The PyTorch tutorial's CNN: ReLU, pooling and flatten live in forward."""
+
+    def __init__(self, flatten: bool = True):
+        super().__init__()
+        self.flatten = flatten
+        self.conv1 = nn.Conv2d(1, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 6, 3, padding=1)
+        self.fc = nn.Linear(6 * 4 * 4, 3) if flatten else nn.Conv2d(6, 3, 1)
+
+    def forward(self, x):
+        if not self.flatten:  # only ReLUs in forward: same shapes, other values
+            return self.fc(torch.relu(self.conv2(torch.relu(self.conv1(x)))))
+        x = torch.nn.functional.max_pool2d(torch.relu(self.conv1(x)), 2)
+        x = torch.nn.functional.max_pool2d(torch.relu(self.conv2(x)), 2)
+        return self.fc(torch.flatten(x, 1))
+
+
+class _SequentialForward(_FunctionalForward):
+    """Children that run in order *are* forward: accepted as they are."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU())
+        self.conv2 = nn.Sequential(nn.Conv2d(4, 6, 3, padding=1), nn.ReLU())
+        self.fc = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+    def forward(self, x):
+        return self.fc(self.conv2(self.conv1(x)))
+
+
+@pytest.mark.parametrize(
+    ("flatten", "problem"),
+    [(True, "fails \\(RuntimeError"), (False, "gives other values than forward")],
+)
+def test_a_module_whose_forward_is_not_its_children_in_order_is_refused(
+    flatten, problem
+):
+    module = _FunctionalForward(flatten=flatten)
+    with pytest.raises(ValueError, match=problem) as caught:
+        resolve_backbone(module, input_size=(16, 16))
+    message = str(caught.value)
+    assert "_FunctionalForward.forward" in message
+    assert "conv1 -> conv2 -> fc" in message
+    assert "list of (name, module) stages" in message
+
+
+def test_a_module_whose_forward_is_its_children_in_order_is_accepted():
+    net = resolve_backbone(_SequentialForward(), input_size=(16, 16))
+    assert net.stage_names == ["conv1", "conv2", "fc"]
+    assert net.training  # the dry run leaves the mode as it was
+
+
+def test_estimators_refuse_a_functional_forward_before_training():
+    from sktransfer import FineTuneClassifier, PretrainedFeatureExtractor
+
+    X = np.random.default_rng(0).random((12, 16, 16), dtype=np.float32)
+    y = np.arange(12) % 3
+    for estimator in (
+        PretrainedFeatureExtractor(_FunctionalForward()),
+        FineTuneClassifier(_FunctionalForward(), max_epochs=1),
+    ):
+        with pytest.raises(ValueError, match="reproduces forward"):
+            estimator.fit(X, y)
+        assert not hasattr(estimator, "n_features_in_")

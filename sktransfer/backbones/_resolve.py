@@ -7,6 +7,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 
+import torch
 from torch import nn
 
 from ..exceptions import WeightsError
@@ -151,9 +152,73 @@ def resolve_backbone(
             # A user's own module has no input recipe: images keep the size
             # they come in, most likely the size it was trained on.
             net.preprocessing = net.preprocessing.with_image_size(tuple(input_size))
+    if isinstance(backbone, nn.Module) and not isinstance(backbone, nn.Sequential):
+        _check_children_reproduce_forward(backbone, net)
     if not isinstance(backbone, str):
         net.embedding_dim = net.pooled_width()
     return net
+
+
+def _check_children_reproduce_forward(module: nn.Module, net: Backbone) -> None:
+    """Refuse a module whose ``forward`` is not its children run in order.
+
+    A whole module becomes its top-level children, one after the other. A
+    ``forward`` that applies functions between them (``F.relu``,
+    ``torch.flatten``) computes something else, and fitting would fail deep
+    inside training or, worse, train a different network. One dry run on two
+    random images (with the module's own parameters) tells.
+    """
+    if len(net.stages) < 2:
+        return  # a module without children is used whole
+    reference = copy.deepcopy(module)
+    for stage, (_, child) in zip(net.stages, reference.named_children(), strict=False):
+        # Compare with the parameters the stages hold (a weights file may
+        # have replaced the module's own).
+        child.load_state_dict(stage.state_dict())
+    recipe = net.preprocessing
+    raw = torch.rand(
+        2,
+        recipe.in_channels,
+        *recipe.crop_size,
+        generator=torch.Generator().manual_seed(0),
+    )
+    reference.eval()
+    was_training = net.training
+    net.eval()
+    with torch.inference_mode():
+        x = recipe(raw)
+        try:
+            expected = reference(x)
+        except Exception:
+            return  # its own forward refuses this input: nothing to compare
+        try:
+            got = net(x)
+            problem = None
+            if not (torch.is_tensor(expected) and torch.is_tensor(got)):
+                return
+            if got.shape != expected.shape:
+                problem = (
+                    f"gives an output of shape {tuple(got.shape)} where forward "
+                    f"gives {tuple(expected.shape)}"
+                )
+            elif not torch.allclose(got, expected, rtol=1e-3, atol=1e-4):
+                problem = "gives other values than forward"
+        except Exception as error:
+            problem = f"fails ({type(error).__name__}: {error})"
+    net.train(was_training)
+    if problem is None:
+        return
+    chain = " -> ".join(net.stage_names)
+    kind = type(module).__name__
+    raise ValueError(
+        f"The 'backbone' module {kind} is used as its top-level children run "
+        f"one after the other, and that is not what {kind}.forward computes: "
+        f"running {chain} {problem}. Its forward probably applies functions "
+        "between them (F.relu, F.max_pool2d, torch.flatten). Pass 'backbone' as "
+        "a list of (name, module) stages that reproduces forward instead, "
+        "leaving the old classifier out, e.g. [('block1', nn.Sequential("
+        "model.conv1, nn.ReLU(), nn.MaxPool2d(2))), ('block2', ...)]."
+    )
 
 
 def _fit_small_images(net: Backbone, input_size: tuple[int, int]) -> None:
