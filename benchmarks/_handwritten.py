@@ -126,19 +126,16 @@ class UserCNN(nn.Module):
 
     Its children ``block1``, ``block2``, ``block3``, ``pool`` are the stages
     sktransfer sees when it is passed as ``list(named_children())`` without
-    ``fc``.
+    ``fc``. ``batchnorm=False`` gives the older tutorials' conv-ReLU-pool blocks.
     """
 
-    def __init__(self, n_classes: int, width: int = 32):
+    def __init__(self, n_classes: int, width: int = 32, batchnorm: bool = True):
         super().__init__()
 
         def block(c_in, c_out):
-            return nn.Sequential(
-                nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
-                nn.BatchNorm2d(c_out),
-                nn.ReLU(inplace=True),
-                nn.MaxPool2d(2),
-            )
+            conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=not batchnorm)
+            norm = [nn.BatchNorm2d(c_out)] if batchnorm else []
+            return nn.Sequential(conv, *norm, nn.ReLU(inplace=True), nn.MaxPool2d(2))
 
         self.block1 = block(1, width)
         self.block2 = block(width, 2 * width)
@@ -150,19 +147,27 @@ class UserCNN(nn.Module):
         return self.fc(self.pool(self.block3(self.block2(self.block1(x)))))
 
 
-def user_cnn_stages(state: dict | None = None, seed: int | None = None):
+def user_cnn_stages(
+    state: dict | None = None, seed: int | None = None, batchnorm: bool = True
+):
     """``(name, module)`` stages of a ``UserCNN``: pretrained ``state`` or fresh."""
     with torch.random.fork_rng():
         if seed is not None:
             torch.manual_seed(seed)
-        model = UserCNN(5)
+        model = UserCNN(5, batchnorm=batchnorm)
     if state is not None:
         model.load_state_dict(state)
     return [(name, child) for name, child in model.named_children() if name != "fc"]
 
 
 def pretrain_user_cnn(
-    classes=(0, 1, 2, 3, 4), *, epochs=3, seed=0, mean=CUSTOM_MEAN, std=CUSTOM_STD
+    classes=(0, 1, 2, 3, 4),
+    *,
+    epochs=3,
+    seed=0,
+    mean=CUSTOM_MEAN,
+    std=CUSTOM_STD,
+    batchnorm=True,
 ) -> dict:
     """Train a ``UserCNN`` on those Fashion-MNIST classes the tutorial way.
 
@@ -173,6 +178,8 @@ def pretrain_user_cnn(
     tag = f"usercnn{''.join(map(str, classes))}_e{epochs}_s{seed}"
     if (mean, std) != (CUSTOM_MEAN, CUSTOM_STD):
         tag += f"_m{mean[0]:g}_s{std[0]:g}"
+    if not batchnorm:
+        tag += "_nobn"
     path, meta_path = CACHE_DIR / f"{tag}.safetensors", CACHE_DIR / f"{tag}.json"
     if path.is_file() and meta_path.is_file():
         return {**json.loads(meta_path.read_text()), "cached": True}
@@ -181,7 +188,7 @@ def pretrain_user_cnn(
     x = to_tensor(X, mean, std)
     targets = torch.as_tensor(np.searchsorted(classes, y))
     torch.manual_seed(seed)
-    model = UserCNN(len(classes))
+    model = UserCNN(len(classes), batchnorm=batchnorm)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loader = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(x, targets), batch_size=128, shuffle=True
@@ -204,7 +211,7 @@ def pretrain_user_cnn(
         "classes": list(classes),
         "recipe": (
             f"Adam 1e-3, batch 128, {epochs} epochs, (x-{mean[0]:g})/{std[0]:g}, "
-            f"seed {seed}"
+            f"seed {seed}" + ("" if batchnorm else ", no BatchNorm")
         ),
         "test_accuracy_source_classes": round(accuracy, 4),
         "train_seconds": round(time.perf_counter() - start, 1),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from numbers import Integral
+from numbers import Integral, Real
 
 import joblib
 import numpy as np
@@ -24,6 +24,7 @@ from ._runtime import BackboneRuntime
 from ._validation import (
     Interval,
     StrOptions,
+    check_normalisation,
     check_width,
     in_worker_process,
     input_modality,
@@ -96,6 +97,13 @@ class PretrainedFeatureExtractor(
     image_shape : tuple or None, default=None
         Shape of one image, e.g. ``(8, 8)`` or ``(3, 32, 32)``, to accept 2-D
         arrays ``(n_samples, n_pixels)`` of flattened images.
+    image_mean, image_std : float, sequence of float or None, default=None
+        The normalisation the network was pretrained with, on pixels in
+        ``[0, 1]`` (the values of torchvision's ``Normalize`` after
+        ``ToTensor``): one value for all channels or one per channel. None
+        uses the weights' own recipe; a module of your own then gets 1-channel
+        images as ``(x - 0.5) / 0.5`` and 3-channel ones with ImageNet's mean
+        and std.
     max_length : int or None, default=None
         Text backbones: truncate texts to this many tokens; None uses the
         model's own limit (256 for ``"all-minilm-l6-v2"``). Each batch is padded
@@ -131,7 +139,8 @@ class PretrainedFeatureExtractor(
         images given to ``fit``, for a network pretrained on inputs normalised
         otherwise than it gets them here; "pretrained" keeps them. "auto"
         refits for a module of your own, whose input normalisation the library
-        cannot know, and keeps them for registered backbones. As in
+        cannot know unless ``image_mean``/``image_std`` say it, and keeps them
+        for registered backbones. As in
         :class:`FineTuneClassifier`, so that ``freeze="all"`` there stays this
         extractor and a logistic regression.
 
@@ -187,6 +196,8 @@ class PretrainedFeatureExtractor(
         "pooling": [StrOptions({"grid", "avg", "max", "avgmax", "gem"}), None],
         "image_size": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
         "image_shape": [tuple, list, None],
+        "image_mean": [Real, tuple, list, None],
+        "image_std": [Real, tuple, list, None],
         "max_length": [Interval(Integral, 1, None, closed="left"), None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device],
@@ -208,6 +219,8 @@ class PretrainedFeatureExtractor(
         pooling="grid",
         image_size=None,
         image_shape=None,
+        image_mean=None,
+        image_std=None,
         max_length=None,
         batch_size=64,
         device="auto",
@@ -225,6 +238,8 @@ class PretrainedFeatureExtractor(
         self.pooling = pooling
         self.image_size = image_size
         self.image_shape = image_shape
+        self.image_mean = image_mean
+        self.image_std = image_std
         self.max_length = max_length
         self.batch_size = batch_size
         self.device = device
@@ -259,12 +274,15 @@ class PretrainedFeatureExtractor(
         source = self._as_source(X)
         check_backbone_argument(self.backbone, self.weights)
         device = resolve_device(self.device)
+        check_normalisation(self)
         net = resolve_backbone(
             self.backbone,
             self.weights,
             image_size=self.image_size,
             input_size=source_image_size(source),
             max_length=self.max_length,
+            image_mean=self.image_mean,
+            image_std=self.image_std,
         )
         # Later stages are never computed, so drop them.
         taps = net.keep_taps(self.layer)
@@ -334,7 +352,12 @@ class PretrainedFeatureExtractor(
         size = config.get("image_size_", self.image_size)  # absent before 0.2
         size = tuple(size) if isinstance(size, list) else size
         net = resolve_backbone(
-            self.backbone, None, image_size=size, max_length=self.max_length
+            self.backbone,
+            None,
+            image_size=size,
+            max_length=self.max_length,
+            image_mean=self.image_mean,
+            image_std=self.image_std,
         )
         taps = net.keep_taps(config["layer"])
         load_weights_into(net, tensors, "the saved model")

@@ -90,6 +90,13 @@ class FineTuneClassifier(SkorchGlue):
         arrays given to a custom module keep their own size.
     image_shape : tuple or None, default=None
         Shape of one image, to accept 2-D arrays of flattened images.
+    image_mean, image_std : float, sequence of float or None, default=None
+        The normalisation the network was pretrained with, on pixels in
+        ``[0, 1]`` (the values of torchvision's ``Normalize`` after
+        ``ToTensor``): one value for all channels or one per channel. None
+        uses the weights' own recipe; a module of your own then gets 1-channel
+        images as ``(x - 0.5) / 0.5`` and 3-channel ones with ImageNet's mean
+        and std (and ``bn_stats="auto"`` refits its BatchNorm statistics).
     max_length : int or None, default=None
         Text backbones: truncate texts to this many tokens; None uses the
         model's own limit. Batches are padded to their longest text only.
@@ -157,8 +164,9 @@ class FineTuneClassifier(SkorchGlue):
         differently normalised inputs (say, pixels in [0, 1] where it now gets
         ``(x - 0.5) / 0.5``) sees standardised activations again. "pretrained"
         keeps them. "auto" refits for a module of your own, whose input
-        normalisation the library cannot know, and keeps them for registered
-        backbones, whose pretraining recipe it applies.
+        normalisation the library cannot know unless ``image_mean``/
+        ``image_std`` say it, and keeps them for registered backbones, whose
+        pretraining recipe it applies.
     recalibrate_bn : bool, default=False
         After training, re-estimate the running statistics of the trained
         BatchNorm layers on the training inputs (exact averages), which few
@@ -288,6 +296,8 @@ class FineTuneClassifier(SkorchGlue):
         "probe_C": [Interval(Real, 0, None, closed="neither")],
         "image_size": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
         "image_shape": [tuple, list, None],
+        "image_mean": [Real, tuple, list, None],
+        "image_std": [Real, tuple, list, None],
         "max_length": [Interval(Integral, 1, None, closed="left"), None],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "backbone_lr": [Interval(Real, 0, None, closed="left"), None],
@@ -336,6 +346,8 @@ class FineTuneClassifier(SkorchGlue):
         probe_C=1.0,
         image_size=None,
         image_shape=None,
+        image_mean=None,
+        image_std=None,
         max_length=None,
         lr=3e-3,
         backbone_lr=None,
@@ -396,6 +408,8 @@ class FineTuneClassifier(SkorchGlue):
         self.probe_C = probe_C
         self.image_size = image_size
         self.image_shape = image_shape
+        self.image_mean = image_mean
+        self.image_std = image_std
         self.max_length = max_length
         self.backbone_lr = backbone_lr
         self.weight_decay = weight_decay
@@ -434,6 +448,8 @@ class FineTuneClassifier(SkorchGlue):
             image_size=self._restored_size if restoring else self.image_size,
             input_size=None if restoring else getattr(self, "_input_size", None),
             max_length=self.max_length,
+            image_mean=self.image_mean,
+            image_std=self.image_std,
         )
         self.image_size_ = straight_size(backbone.preprocessing)
         n_frozen = backbone.frozen_depth(self.freeze)

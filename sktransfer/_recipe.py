@@ -331,8 +331,10 @@ def refits_bn_stats(estimator) -> bool:
 
     ``bn_stats="auto"`` refits them for a module of the user's own, whose
     pretraining normalised its inputs in a way the library cannot know
-    (``benchmarks/results/user_input_scale``); registered backbones keep theirs.
+    (``benchmarks/results/user_input_scale``), unless ``image_mean`` or
+    ``image_std`` says how; registered backbones keep theirs.
     """
     if estimator.bn_stats == "auto":
-        return not isinstance(estimator.backbone, str)
+        stated = estimator.image_mean is not None or estimator.image_std is not None
+        return not isinstance(estimator.backbone, str) and not stated
     return estimator.bn_stats == "refit"

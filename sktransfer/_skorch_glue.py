@@ -43,6 +43,7 @@ from ._recipe import (
 from ._runtime import to_device
 from ._training import criterion_weight, seed_of, starts_from_probe
 from ._validation import (
+    check_normalisation,
     check_width,
     input_modality,
     interactive_session,
@@ -279,6 +280,7 @@ class SkorchGlue(NeuralNetClassifier):
             caller_name=type(self).__name__,
         )
         check_backbone_argument(self.backbone, self.weights)
+        check_normalisation(self)
 
     def _encode_labels(
         self, y, n_samples: int, *, refit: bool, sample_domain=None

@@ -20,6 +20,7 @@ __all__ = [
     "limit_threads",
     "in_worker_process",
     "check_width",
+    "check_normalisation",
     "input_modality",
 ]
 
@@ -147,3 +148,17 @@ def input_modality(backbone):
         return get_modality(backbone_modality(backbone))
     except (ValueError, ImportError):
         return get_modality("image")
+
+
+def check_normalisation(estimator) -> None:
+    """Check ``image_mean``/``image_std`` before any model is built.
+
+    Their lengths are checked against the network's channels once it is known
+    (:meth:`~sktransfer.backbones.Preprocessing.with_normalisation`).
+    """
+    from .backbones._preprocessing import normalisation_values
+
+    for name in ("image_mean", "image_std"):
+        value = getattr(estimator, name)
+        if value is not None:
+            normalisation_values(value, name, positive=name == "image_std")

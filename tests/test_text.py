@@ -156,6 +156,8 @@ def test_a_two_column_frame_and_nan_in_a_series_are_explained(extractor):
 def test_image_options_on_a_text_backbone_are_errors():
     with pytest.raises(ValueError, match="image_size=32 does not apply"):
         PretrainedFeatureExtractor(NAME, image_size=32, **FAST).fit(TEXTS)
+    with pytest.raises(ValueError, match="image_mean does not apply"):
+        PretrainedFeatureExtractor(NAME, image_mean=0.5, **FAST).fit(TEXTS)
     with pytest.raises(ValueError, match="image_shape=.*applies to image backbones"):
         PretrainedFeatureExtractor(NAME, image_shape=(8, 8), **FAST).fit(TEXTS)
     with pytest.raises(ValueError, match=r"max_length=9999 is out of range.*512"):

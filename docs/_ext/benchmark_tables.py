@@ -163,6 +163,17 @@ def _user_stage_lists(doc: dict) -> str:
     return _variants_table(doc, intro)
 
 
+def _user_input_scale(doc: dict) -> str:
+    network = "3-block CNN" if doc.get("batchnorm", True) else "CNN without BatchNorm"
+    intro = (
+        f"The user's {network} pretrained on each input convention, then "
+        "`FineTuneClassifier(stages, weights=None, image_size=28)`, nothing else "
+        "unless the row names it; test accuracy, mean ± std over "
+        f"{len(doc['seeds'])} seeds:"
+    )
+    return _variants_table(doc, intro)
+
+
 def _embedding_defaults(doc: dict) -> str:
     return _hypothesis_and_pivot(
         doc,
@@ -203,8 +214,8 @@ def _domain_adaptation(doc: dict) -> str:
     )
 
 
-# The table layout of each results file; every recipe_ablation* file uses
-# _recipe_ablation (see render).
+# The table layout of each results file; files named after a prefix of
+# PREFIX_LAYOUTS (recipe_ablation_lite0, user_input_scale_digits) use its layout.
 LAYOUTS = {
     "domain_adaptation": _domain_adaptation,
     "domain_adaptation_defaults": _domain_adaptation,
@@ -219,6 +230,10 @@ LAYOUTS = {
     "scale_out": _scale_out,
     "stage_memory": _stage_memory,
     "user_stage_lists": _user_stage_lists,
+}
+PREFIX_LAYOUTS = {
+    "recipe_ablation": _recipe_ablation,
+    "user_input_scale": _user_input_scale,
 }
 
 
@@ -240,7 +255,10 @@ def render(path: Path) -> str:
     load = machine.get("loadavg_at_end")
     if load:
         facts.append(f"load average at the end {load[0]}")
-    default = _recipe_ablation if path.stem.startswith("recipe_ablation") else _generic
+    default = next(
+        (layout for p, layout in PREFIX_LAYOUTS.items() if path.stem.startswith(p)),
+        _generic,
+    )
     body = LAYOUTS.get(path.stem, default)(doc)
     source = f"`benchmarks/results/{path.name}`"
     return f"*Generated from {source}: {', '.join(f for f in facts if f)}.*\n\n{body}"

@@ -7,12 +7,19 @@ images already sit in memory as one array.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Preprocessing", "IMAGENET_MEAN", "IMAGENET_STD", "SMALL_IMAGE_SIZE"]
+__all__ = [
+    "Preprocessing",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "SMALL_IMAGE_SIZE",
+    "normalisation_values",
+]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -65,6 +72,36 @@ class Preprocessing:
         if isinstance(image_size, int):
             image_size = (image_size, image_size)
         return replace(self, crop_size=tuple(image_size), resize_size=None)
+
+    def with_normalisation(self, mean=None, std=None) -> Preprocessing:
+        """Return a copy normalising with ``mean``/``std`` (None keeps the current).
+
+        One value applies to every channel; otherwise one value per channel.
+
+        Examples
+        --------
+        >>> from sktransfer.backbones import Preprocessing
+        >>> prep = Preprocessing(crop_size=(28, 28), in_channels=1)
+        >>> prep.with_normalisation(0.286, (0.353,)).mean
+        (0.286,)
+        >>> Preprocessing(crop_size=(8, 8)).with_normalisation(std=1.0).std
+        (1.0, 1.0, 1.0)
+        """
+        values = {}
+        for name, value in (("mean", mean), ("std", std)):
+            if value is None:
+                continue
+            value = normalisation_values(value, f"image_{name}", positive=name == "std")
+            if len(value) == 1:
+                value = value * self.in_channels
+            if len(value) != self.in_channels:
+                raise ValueError(
+                    f"image_{name}={value!r} has {len(value)} values, but the "
+                    f"network takes {self.in_channels}-channel images: give one "
+                    f"value, or {self.in_channels}."
+                )
+            values[name] = value
+        return replace(self, **values)
 
     def for_small_images(self, height: int, width: int) -> tuple[int, int] | None:
         """Size images of ``height x width`` go to when no ``image_size`` is given.
@@ -156,6 +193,38 @@ class Preprocessing:
         antialias = mode in ("bilinear", "bicubic")
         kwargs = {"align_corners": False} if mode != "nearest" else {}
         return F.interpolate(x, size=size, mode=mode, antialias=antialias, **kwargs)
+
+
+def normalisation_values(value, name: str, *, positive: bool = False) -> tuple:
+    """``value`` (a number or a sequence of them) as a tuple of floats, checked.
+
+    ``name`` is the parameter named in the error; ``positive`` refuses zero and
+    negative values (a standard deviation).
+
+    Examples
+    --------
+    >>> from sktransfer.backbones._preprocessing import normalisation_values
+    >>> normalisation_values([0.5, 0.25, 0], "image_mean")
+    (0.5, 0.25, 0.0)
+    """
+    values = (value,) if isinstance(value, int | float) else value
+    try:
+        values = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        values = None
+    if (
+        not values
+        or isinstance(value, str | bytes | bool)
+        or not all(math.isfinite(v) and (v > 0 or not positive) for v in values)
+    ):
+        kind = "positive numbers" if positive else "finite numbers"
+        raise ValueError(
+            f"{name}={value!r} is not valid: give one number for every channel or "
+            f"one per channel, as {kind}, on the scale of pixels in [0, 1] (as in "
+            f"torchvision's Normalize after ToTensor), or None for the backbone's "
+            "own normalisation."
+        )
+    return values
 
 
 def straight_size(preprocessing: Preprocessing) -> tuple[int, int] | None:

@@ -83,6 +83,8 @@ def resolve_backbone(
     image_size: int | tuple[int, int] | None = None,
     input_size: tuple[int, int] | None = None,
     max_length: int | None = None,
+    image_mean: float | Sequence[float] | None = None,
+    image_std: float | Sequence[float] | None = None,
     progress: bool = False,
 ) -> Backbone:
     """Build the backbone named or given by ``backbone`` with ``weights`` loaded.
@@ -108,6 +110,10 @@ def resolve_backbone(
     max_length : int or None, default=None
         Truncate texts to this many tokens instead of the model's default.
         Text backbones only.
+    image_mean, image_std : float, sequence of float or None, default=None
+        Normalise images with this mean and standard deviation (pixels in
+        ``[0, 1]``; one value for all channels or one per channel) instead of
+        the weights' own recipe, or the default for a module of your own.
     progress : bool, default=False
         Show a download progress bar.
 
@@ -144,6 +150,15 @@ def resolve_backbone(
                     f"{option}=None."
                 )
             net.preprocessing = configure(value)
+    if image_mean is not None or image_std is not None:
+        normalise = getattr(net.preprocessing, "with_normalisation", None)
+        if normalise is None:
+            option = "image_mean" if image_mean is not None else "image_std"
+            raise ValueError(
+                f"{option} does not apply to the backbone {net.name!r}, which "
+                f"takes {net.modality} input; leave image_mean and image_std=None."
+            )
+        net.preprocessing = normalise(image_mean, image_std)
     small_images = getattr(net.preprocessing, "for_small_images", None)
     if image_size is None and input_size is not None and small_images:
         if isinstance(backbone, str):
