@@ -86,6 +86,14 @@ def methods(backbone, weights, scratch, tutorial, tutorial_scratch=None):
         "scratch": lambda seed, epochs: FineTuneClassifier(
             **scratch(seed), freeze=0, device="cpu", random_state=seed
         ),
+        # What a user writes to train from scratch: a fresh module (or
+        # weights=None for a name) and nothing else; the library cannot tell a
+        # fresh module from a pretrained one.
+        "scratch_defaults": lambda seed, epochs: FineTuneClassifier(
+            **{k: v for k, v in scratch(seed).items() if k in ("backbone", "weights")},
+            device="cpu",
+            random_state=seed,
+        ),
         "tutorial": tutorial,
         "tutorial_scratch": tutorial_scratch,
         "lr": extractor_lr,

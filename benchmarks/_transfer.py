@@ -307,7 +307,7 @@ def plot(summary: list, tasks: Sequence[Task], labels: dict, path: Path, all_as)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = dict(zip(labels, plt.get_cmap("tab10").colors))
+    colours = dict(zip(labels, plt.get_cmap("tab20").colors))  # up to 20 methods
     fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.8))
     handles = {}
     for ax, task in zip(np.atleast_1d(axes), tasks):

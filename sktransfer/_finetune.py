@@ -91,12 +91,11 @@ class FineTuneClassifier(SkorchGlue):
     image_shape : tuple or None, default=None
         Shape of one image, to accept 2-D arrays of flattened images.
     image_mean, image_std : float, sequence of float or None, default=None
-        The normalisation the network was pretrained with, on pixels in
-        ``[0, 1]`` (the values of torchvision's ``Normalize`` after
-        ``ToTensor``): one value for all channels or one per channel. None
-        uses the weights' own recipe; a module of your own then gets 1-channel
-        images as ``(x - 0.5) / 0.5`` and 3-channel ones with ImageNet's mean
-        and std (and ``bn_stats="auto"`` refits its BatchNorm statistics).
+        The normalisation the network was pretrained with, as in
+        :class:`PretrainedFeatureExtractor`: torchvision ``Normalize`` values
+        for pixels in ``[0, 1]``. None is the weights' recipe (for a module of
+        your own, ``(x - 0.5) / 0.5`` on one channel, whose BatchNorm
+        statistics ``bn_stats="auto"`` then refits).
     max_length : int or None, default=None
         Text backbones: truncate texts to this many tokens; None uses the
         model's own limit. Batches are padded to their longest text only.
