@@ -275,8 +275,15 @@ def test_a_module_whose_forward_is_not_its_children_in_order_is_refused(
     assert "list of (name, module) stages" in message
 
 
-def test_a_module_whose_forward_is_its_children_in_order_is_accepted():
-    net = resolve_backbone(_SequentialForward(), input_size=(16, 16))
+class _ForwardNeedsOtherInputs(_SequentialForward):
+    def forward(self, x):
+        raise RuntimeError("this forward takes (image, mask) pairs")
+
+
+@pytest.mark.parametrize("module", [_SequentialForward, _ForwardNeedsOtherInputs])
+def test_a_module_whose_forward_is_its_children_or_cannot_run_is_accepted(module):
+    # Nothing to compare when forward itself refuses the dry run's images.
+    net = resolve_backbone(module(), input_size=(16, 16))
     assert net.stage_names == ["conv1", "conv2", "fc"]
     assert net.training  # the dry run leaves the mode as it was
 

@@ -200,27 +200,10 @@ def _check_children_reproduce_forward(module: nn.Module, net: Backbone) -> None:
     reference.eval()
     was_training = net.training
     net.eval()
-    with torch.inference_mode():
-        x = recipe(raw)
-        try:
-            expected = reference(x)
-        except Exception:
-            return  # its own forward refuses this input: nothing to compare
-        try:
-            got = net(x)
-            problem = None
-            if not (torch.is_tensor(expected) and torch.is_tensor(got)):
-                return
-            if got.shape != expected.shape:
-                problem = (
-                    f"gives an output of shape {tuple(got.shape)} where forward "
-                    f"gives {tuple(expected.shape)}"
-                )
-            elif not torch.allclose(got, expected, rtol=1e-3, atol=1e-4):
-                problem = "gives other values than forward"
-        except Exception as error:
-            problem = f"fails ({type(error).__name__}: {error})"
-    net.train(was_training)
+    try:
+        problem = _stages_against_forward(net, reference, recipe(raw))
+    finally:
+        net.train(was_training)
     if problem is None:
         return
     chain = " -> ".join(net.stage_names)
@@ -249,6 +232,29 @@ def _fit_small_images(net: Backbone, input_size: tuple[int, int]) -> None:
         net.output_shape()  # one dry run: fixed-size networks (ViT) refuse
     except Exception:
         net.preprocessing = recipe
+
+
+@torch.inference_mode()
+def _stages_against_forward(net: Backbone, reference: nn.Module, x) -> str | None:
+    """How running ``net``'s stages on ``x`` differs from ``reference(x)``, or None."""
+    try:
+        expected = reference(x)
+    except Exception:
+        return None  # its own forward refuses this input: nothing to compare
+    try:
+        got = net(x)
+    except Exception as error:
+        return f"fails ({type(error).__name__}: {error})"
+    if not (torch.is_tensor(expected) and torch.is_tensor(got)):
+        return None
+    if got.shape != expected.shape:
+        return (
+            f"gives an output of shape {tuple(got.shape)} where forward gives "
+            f"{tuple(expected.shape)}"
+        )
+    if not torch.allclose(got, expected, rtol=1e-3, atol=1e-4):
+        return "gives other values than forward"
+    return None
 
 
 def _resolve_registered(
