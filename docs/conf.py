@@ -51,7 +51,8 @@ sphinx_gallery_conf = {
     "examples_dirs": str(HERE.parent / "examples"),
     "gallery_dirs": "auto_examples",
     "filename_pattern": os.environ.get(
-        "SKTRANSFER_GALLERY_RUN", r"/(quickstart|image_folder|domain_adaptation)\.py"
+        "SKTRANSFER_GALLERY_RUN",
+        r"/(quickstart|image_folder|domain_adaptation|own_network)\.py",
     ),
     "ignore_pattern": r"__init__\.py",
     "download_all_examples": False,
