@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import compute_class_weight
 from skorch import NeuralNet
@@ -23,7 +24,7 @@ from torch.utils.data import Dataset, Subset
 from ._adaptation import Domains
 from ._cache import FrozenOutputs, as_memory, frozen_outputs, outputs_dataset
 from ._inputs import SourceDataset
-from ._probe import fit_linear_probe
+from ._probe import PROBE_MAX_ITER, fit_linear_probe
 from ._recipe import (
     auto_epochs,
     epoch_rows,
@@ -126,6 +127,30 @@ def plan_training(
         # Head-only with a linear head is convex: the probe is the optimum.
         plan.done = not _trains_backbone(module)
     return plan
+
+
+def _probe_advice(clf, features: np.ndarray) -> str:
+    """What a user can do when the probe's solver stops before converging."""
+    spread = float(np.std(features, axis=0).mean())
+    then = (
+        "training goes on from where it stopped"
+        if _trains_backbone(clf.module_)
+        else "with all stages frozen it is the fitted head"
+    )
+    own = (
+        " If the backbone is a module of your own, set image_mean and image_std "
+        "to the normalisation it was pretrained with: inputs scaled otherwise "
+        "can blow its embeddings up."
+        if not isinstance(clf.backbone, str)
+        else ""
+    )
+    return (
+        f"{type(clf).__name__}: the logistic regression that starts the head "
+        f"(probe_C={clf.probe_C}) stopped after {PROBE_MAX_ITER} iterations "
+        f"without converging, on embeddings of mean standard deviation "
+        f"{spread:.3g}; {then}. A smaller probe_C (a stronger L2 penalty) "
+        f"converges faster.{own}"
+    )
 
 
 def starts_from_probe(clf) -> bool:
@@ -253,8 +278,10 @@ def _fit_probe(clf, plan: TrainingPlan, labels: np.ndarray) -> None:
             index: class_weight.get(label, 1.0)
             for index, label in enumerate(clf.classes_)
         }
-    fit_linear_probe(
+    converged = fit_linear_probe(
         module.head[-1], features, labels, C=clf.probe_C, class_weight=class_weight
     )
+    if not converged:
+        warnings.warn(_probe_advice(clf, features), ConvergenceWarning, stacklevel=2)
     # The head's group comes first (FineTuneClassifier.initialize_optimizer).
     clf.optimizer_.param_groups[0]["lr"] = probed_head_lr(clf.lr, features)

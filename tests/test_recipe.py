@@ -196,6 +196,36 @@ def test_a_probed_head_slows_down_on_features_of_a_large_spread(
         assert head_large < head_small / 5, (head_small, head_large)
 
 
+@pytest.mark.parametrize("factor, warns", [(1.0, False), (100.0, True)])
+def test_a_probe_that_stops_early_says_what_the_user_can_change(
+    fifty_digits, factor, warns
+):
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from sktransfer import FineTuneClassifier
+
+    X, y = fifty_digits
+    clf = FineTuneClassifier(
+        _scaled_backbone(factor),
+        layer=None,
+        freeze="all",
+        image_size=12,
+        device="cpu",
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf.fit(X, y)
+    messages = [str(w.message) for w in caught if w.category is ConvergenceWarning]
+    assert len(messages) == int(warns), messages
+    if warns:  # the library's advice, never scikit-learn's "increase max_iter"
+        assert "probe_C=1.0" in messages[0]
+        assert "image_mean and image_std" in messages[0]
+        assert "with all stages frozen it is the fitted head" in messages[0]
+        assert "max_iter" not in messages[0]
+
+
 def test_probed_head_rate_is_lr_up_to_the_reference_spread():
     rng = np.random.default_rng(0)
     features = rng.normal(size=(2000, 16))
