@@ -30,6 +30,8 @@ import torch
 from skorch.callbacks import Callback
 from torch import nn
 
+from .backbones._resolve import is_own_module
+
 __all__ = [
     "AUTO_MIN_STEPS",
     "EvenBatches",
@@ -38,6 +40,7 @@ __all__ = [
     "StartInterpolation",
     "WeightAveraging",
     "auto_epochs",
+    "feature_spread",
     "probed_head_lr",
     "recalibrate_batchnorm",
     "refits_bn_stats",
@@ -117,6 +120,11 @@ def stage_lr_scales(n_stages: int, layer_decay: float | None) -> list[float]:
 PROBED_HEAD_SPREAD = 0.5
 
 
+def feature_spread(features: np.ndarray) -> float:
+    """Mean standard deviation of the features (columns) of ``features``."""
+    return float(np.std(features, axis=0).mean())
+
+
 def probed_head_lr(lr: float, features: np.ndarray) -> float:
     """Learning rate of a linear head that starts from the probe's solution.
 
@@ -137,7 +145,7 @@ def probed_head_lr(lr: float, features: np.ndarray) -> float:
     >>> round(probed_head_lr(3e-3, 5 * features), 5)
     0.0003
     """
-    spread = float(np.std(features, axis=0).mean())
+    spread = feature_spread(features)
     if spread <= PROBED_HEAD_SPREAD:
         return lr
     return lr * PROBED_HEAD_SPREAD / spread
@@ -336,5 +344,5 @@ def refits_bn_stats(estimator) -> bool:
     """
     if estimator.bn_stats == "auto":
         stated = estimator.image_mean is not None or estimator.image_std is not None
-        return not isinstance(estimator.backbone, str) and not stated
+        return is_own_module(estimator.backbone) and not stated
     return estimator.bn_stats == "refit"

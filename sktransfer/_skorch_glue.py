@@ -50,6 +50,7 @@ from ._validation import (
     resolve_device,
 )
 from .backbones import check_backbone_argument
+from .backbones._resolve import is_own_module
 from .backbones._weights import load_weights_into
 
 __all__ = ["SkorchGlue"]
@@ -121,7 +122,7 @@ class SkorchGlue(NeuralNetClassifier):
 
     def _pretrained(self) -> bool:
         # A user's module arrives with its own (presumably trained) parameters.
-        return self.weights is not None or not isinstance(self.backbone, str)
+        return self.weights is not None or is_own_module(self.backbone)
 
     def _backbone_lr(self) -> float:
         if self.backbone_lr is not None:

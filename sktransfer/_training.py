@@ -28,11 +28,13 @@ from ._probe import PROBE_MAX_ITER, fit_linear_probe
 from ._recipe import (
     auto_epochs,
     epoch_rows,
+    feature_spread,
     planned_steps,
     probed_head_lr,
     recalibrate_batchnorm,
     refits_bn_stats,
 )
+from .backbones._resolve import is_own_module
 from .exceptions import CacheTooLargeError
 
 __all__ = [
@@ -131,7 +133,7 @@ def plan_training(
 
 def _probe_advice(clf, features: np.ndarray) -> str:
     """What a user can do when the probe's solver stops before converging."""
-    spread = float(np.std(features, axis=0).mean())
+    spread = feature_spread(features)
     then = (
         "training goes on from where it stopped"
         if _trains_backbone(clf.module_)
@@ -141,7 +143,7 @@ def _probe_advice(clf, features: np.ndarray) -> str:
         " If the backbone is a module of your own, set image_mean and image_std "
         "to the normalisation it was pretrained with: inputs scaled otherwise "
         "can blow its embeddings up."
-        if not isinstance(clf.backbone, str)
+        if is_own_module(clf.backbone)
         else ""
     )
     return (

@@ -360,14 +360,19 @@ class Backbone(nn.Module):
         return self._shapes[key]
 
     @contextlib.contextmanager
-    def _example_batch(self):
-        """The preprocessing's example input, prepared, in inference mode."""
+    def _example_batch(self, raw: torch.Tensor | None = None):
+        """``raw`` (or the example input) prepared, in eval and inference mode.
+
+        The module's mode is restored afterwards.
+        """
         was_training = self.training
         self.eval()
         try:
             device = next(self.parameters(), torch.empty(0)).device
             with torch.inference_mode():
-                raw = to_device(self.preprocessing.example_input(), device)
+                if raw is None:
+                    raw = self.preprocessing.example_input()
+                raw = to_device(raw, device)
                 yield to_device(self.preprocessing(raw), device)
         finally:
             self.train(was_training)

@@ -21,7 +21,12 @@ from ._weights import (
     load_weights_into,
 )
 
-__all__ = ["resolve_backbone", "check_backbone_argument", "backbone_modality"]
+__all__ = [
+    "resolve_backbone",
+    "check_backbone_argument",
+    "backbone_modality",
+    "is_own_module",
+]
 
 
 def check_backbone_argument(backbone: object, weights: object) -> None:
@@ -49,6 +54,16 @@ def check_backbone_argument(backbone: object, weights: object) -> None:
             f"The weights file {os.fspath(weights)!r} does not exist. Pass "
             "weights=None, 'DEFAULT', a weights name, or an existing file path."
         )
+
+
+def is_own_module(backbone: object) -> bool:
+    """Whether ``backbone`` is a module (or stages) of the user's own, not a name.
+
+    The library knows neither its pretraining nor its input recipe: it is taken
+    as pretrained, and its BatchNorm statistics are refitted unless the user
+    states the normalisation.
+    """
+    return not isinstance(backbone, str)
 
 
 def backbone_modality(backbone: object) -> str:
@@ -198,12 +213,8 @@ def _check_children_reproduce_forward(module: nn.Module, net: Backbone) -> None:
         generator=torch.Generator().manual_seed(0),
     )
     reference.eval()
-    was_training = net.training
-    net.eval()
-    try:
-        problem = _stages_against_forward(net, reference, recipe(raw))
-    finally:
-        net.train(was_training)
+    with net._example_batch(raw) as x:
+        problem = _stages_against_forward(net, reference, x)
     if problem is None:
         return
     chain = " -> ".join(net.stage_names)
@@ -234,9 +245,11 @@ def _fit_small_images(net: Backbone, input_size: tuple[int, int]) -> None:
         net.preprocessing = recipe
 
 
-@torch.inference_mode()
 def _stages_against_forward(net: Backbone, reference: nn.Module, x) -> str | None:
-    """How running ``net``'s stages on ``x`` differs from ``reference(x)``, or None."""
+    """How running ``net``'s stages on ``x`` differs from ``reference(x)``, or None.
+
+    Called inside :meth:`Backbone._example_batch` (eval and inference mode).
+    """
     try:
         expected = reference(x)
     except Exception:
