@@ -103,6 +103,7 @@ LABELS = {
     "lr": "PretrainedFeatureExtractor(backbone) + LogisticRegression",
     "lr_final": "PretrainedFeatureExtractor(layer=None) + LogisticRegression",
     "ft_all": 'FineTuneClassifier(freeze="all")',
+    "vote": "VotingClassifier(soft): the defaults + a head on the final stage",
     "grid": 'GridSearchCV(FineTuneClassifier, freeze=[0, "all"], cv=3)',
     "grid_repeated": "the same, cv=RepeatedStratifiedKFold(5 folds x 2)",
     "grid_prefer": "the same, cv=3, refit: freeze=0 unless beaten by > 1 SE",
@@ -252,6 +253,7 @@ def merge_parts(name: str) -> None:
         payload = read_parts(name, key=("task", "method", "k", "seed"))
     except FileNotFoundError as exc:
         sys.exit(f"{exc}; run --tasks first.")
+    payload["methods"] = LABELS  # the oldest part may predate a row
     every = all_tasks_for_report(payload["quick"])
     tasks = [t for t in every if t.name in payload["tasks"]]
     # Records in report order: task, label budget, method, seed.

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
+from sklearn.ensemble import VotingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score
 
@@ -144,6 +145,27 @@ def test_clone_grid_search_and_cross_val_score(few_digits, make_classifier):
     assert grid.best_estimator_.score(X, y) > 0.5
     scores = cross_val_score(make_classifier(freeze="all"), X, y, cv=2)
     assert scores.mean() > 0.5
+
+
+def test_soft_vote_of_a_mid_level_and_a_final_head(few_digits, make_classifier):
+    # The user guide's "average two heads" recipe: scikit-learn's own
+    # VotingClassifier over two FineTuneClassifiers, string labels included.
+    X, y = few_digits
+    labels = np.array([f"digit {v}" for v in y])
+    vote = VotingClassifier(
+        [
+            ("mid", make_classifier(layer="auto", max_epochs=1)),
+            ("final", make_classifier(pooling="avg", head_init="random", max_epochs=1)),
+        ],
+        voting="soft",
+    ).fit(X, labels)
+    mid, final = vote.named_estimators_["mid"], vote.named_estimators_["final"]
+    assert mid.layer_ != final.layer_
+    proba = vote.predict_proba(X)
+    expected = (mid.predict_proba(X) + final.predict_proba(X)) / 2
+    np.testing.assert_allclose(proba, expected, rtol=1e-5, atol=1e-6)
+    assert list(vote.classes_) == sorted(set(labels))
+    assert vote.score(X, labels) > 0.5
 
 
 def test_nested_skorch_parameters_are_routed(few_digits, make_classifier):
