@@ -247,8 +247,10 @@ class FineTuneClassifier(SkorchGlue):
     image_size_ : (int, int) or None
         ``(height, width)`` images are resized straight to, or None when the
         weights' resize/crop recipe is used.
-    layer_ : str, int, list or None
-        The stages the head sees: ``layer`` with "auto" resolved.
+    layer_ : str or list of str
+        Name of the stage the head sees (a list when several are concatenated):
+        ``layer`` resolved, "auto" included, as the extractor's ``layer_``
+        reports it.
     module_ : TransferNet
         The trained network: preprocessing, backbone stages and head.
     n_frozen_ : int
@@ -458,6 +460,9 @@ class FineTuneClassifier(SkorchGlue):
         saved_taps = getattr(self, "_restored_taps", None) if restoring else None
         taps = backbone.keep_taps(self.layer_ if saved_taps is None else saved_taps)
         self._head_on_final_ = taps == [n_stages]
+        # Reported as the extractor does: the names of the stages the head sees.
+        names = [backbone.stage_names[stop - 1] for stop in taps]
+        self.layer_ = names[0] if len(names) == 1 else names
         n_frozen = min(n_frozen, taps[-1])
         head = build_head(
             backbone.tapped_width(taps, self.pooling),

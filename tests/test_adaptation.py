@@ -219,7 +219,7 @@ def test_auto_layer_is_mid_and_the_final_embedding_with_adaptation(
     n_stages = resolve_backbone("fmnist_resnet", None).n_stages
     assert adapted.module_.taps == [n_stages]
     assert adapted.module_.backbone.n_stages == n_stages  # nothing dropped
-    assert (plain.layer_, adapted.layer_) == ("mid", None)
+    assert (plain.layer_, adapted.layer_) == (["layer2", "layer3"], "pool")
     # What "auto" chose is saved with the model.
     save_model(adapted, tmp_path / "adapted")
     restored = load_model(tmp_path / "adapted")

@@ -25,6 +25,7 @@ def test_head_sees_the_extractors_features_and_later_stages_are_dropped(
     names = clf.module_.backbone.stage_names
     assert names[-1] == "layer3" and "layer4" not in names
     assert clf.module_.head[-1].in_features == extractor.n_features_out_
+    assert clf.layer_ == extractor.layer_ == ["layer2", "layer3"]
     # Everything frozen + linear head: the head is the logistic regression on
     # exactly the extractor's features.
     lr = LogisticRegression(tol=1e-6, max_iter=5000).fit(
