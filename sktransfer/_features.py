@@ -313,8 +313,7 @@ class PretrainedFeatureExtractor(
             channels_last=self.channels_last,
         )
         self.taps_ = list(taps)
-        names = [net.stage_names[stop - 1] for stop in self.taps_]
-        self.layer_ = names[0] if len(names) == 1 else names
+        self.layer_ = net.tapped_layer(self.taps_)
         self.n_features_out_ = net.tapped_width(self.taps_, self.pooling)
 
     # The fitted backbone lives in the runtime; these name its parts.

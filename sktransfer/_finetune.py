@@ -456,13 +456,11 @@ class FineTuneClassifier(SkorchGlue):
         n_frozen = backbone.frozen_depth(self.freeze)
         # Stages after the last tap are never needed: drop them.
         n_stages = backbone.n_stages
-        self.layer_ = self._resolved_layer(backbone)
         saved_taps = getattr(self, "_restored_taps", None) if restoring else None
-        taps = backbone.keep_taps(self.layer_ if saved_taps is None else saved_taps)
+        layer = self._resolved_layer(backbone) if saved_taps is None else saved_taps
+        taps = backbone.keep_taps(layer)
         self._head_on_final_ = taps == [n_stages]
-        # Reported as the extractor does: the names of the stages the head sees.
-        names = [backbone.stage_names[stop - 1] for stop in taps]
-        self.layer_ = names[0] if len(names) == 1 else names
+        self.layer_ = backbone.tapped_layer(taps)  # stage names, as the extractor's
         n_frozen = min(n_frozen, taps[-1])
         head = build_head(
             backbone.tapped_width(taps, self.pooling),

@@ -341,10 +341,7 @@ class SkorchGlue(NeuralNetClassifier):
             "image_size_": size and list(size),
             "layer_": getattr(self, "layer_", self.layer),
             # The stages themselves: loading must not depend on what "mid" means.
-            "tap_names_": [
-                self.module_.backbone.stage_names[stop - 1]
-                for stop in self.module_.taps
-            ],
+            "tap_names_": self.module_.backbone.tap_names(self.module_.taps),
         }
         tensors = dict(self.module_.state_dict())
         weight = getattr(self.criterion_, "weight", None)

@@ -310,6 +310,15 @@ class Backbone(nn.Module):
         self.truncate(taps[-1])
         return taps
 
+    def tap_names(self, taps: list[int]) -> list[str]:
+        """Names of the stages whose outputs ``taps`` (stage counts) select."""
+        return [self.stage_names[stop - 1] for stop in taps]
+
+    def tapped_layer(self, taps: list[int]) -> str | list[str]:
+        """``taps`` as the estimators' ``layer_`` reports them: a name or a list."""
+        names = self.tap_names(taps)
+        return names[0] if len(names) == 1 else names
+
     def tapped_width(self, taps: list[int], pooling: str | None) -> int:
         """Width of the pooled outputs of ``taps``, concatenated."""
         return sum(self.pooled_width(stop, pooling) for stop in taps)
