@@ -136,6 +136,8 @@ VARIANTS = {
     "defaults, probe_C=0.1": {**DEFAULTS, "probe_C": 0.1},
     "defaults, probe_C=0.01": {**DEFAULTS, "probe_C": 0.01},
     "defaults": DEFAULTS,
+    "defaults, final_head=False": {**DEFAULTS, "final_head": False},
+    "defaults, final_head=True": {**DEFAULTS, "final_head": True},
     "defaults, warmup=0.1": {**DEFAULTS, "warmup": 0.1},
     "defaults, warmup=0.2": {**DEFAULTS, "warmup": 0.2},
     "defaults, tta=True": {**DEFAULTS, "tta": True},

@@ -96,6 +96,7 @@ SEEDS = (0, 1, 2)
 ANCHOR_TARGET = 0.916  # Fashion-MNIST benchmark table, "2 Conv+pooling"
 LABELS = {
     "defaults": "FineTuneClassifier(backbone): library defaults, nothing else set",
+    "single_head": "the defaults with final_head=False (one head, on mid-level stages)",
     "scratch": "from scratch (FineTuneClassifier, weights=None, freeze=0)",
     "scratch_defaults": "from scratch, nothing else set (a fresh module)",
     "tutorial": "hand-written torch loop (new head, fine-tune all, Adam 1e-3)",
@@ -103,7 +104,6 @@ LABELS = {
     "lr": "PretrainedFeatureExtractor(backbone) + LogisticRegression",
     "lr_final": "PretrainedFeatureExtractor(layer=None) + LogisticRegression",
     "ft_all": 'FineTuneClassifier(freeze="all")',
-    "vote": "VotingClassifier(soft): the defaults + a head on the final stage",
     "grid": 'GridSearchCV(FineTuneClassifier, freeze=[0, "all"], cv=3)',
     "grid_repeated": "the same, cv=RepeatedStratifiedKFold(5 folds x 2)",
     "grid_prefer": "the same, cv=3, refit: freeze=0 unless beaten by > 1 SE",

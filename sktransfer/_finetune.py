@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ._adaptation import ADAPTATIONS, DomainDiscriminator, check_adaptation
+from ._final_head import final_head_stop
 from ._inputs import get_modality, source_image_size
 from ._skorch_glue import SkorchGlue
 from ._training import run_training
@@ -58,7 +59,8 @@ class FineTuneClassifier(SkorchGlue):
         mid-level features, which transferred better than the final
         embedding, frozen or fine-tuned. None is the final embedding; a stage
         name or index, or a list of them, picks stages. Stages after the last
-        selected one are dropped from the model. "auto" is "mid", except when
+        selected one are dropped from the model, except those ``final_head``
+        needs. "auto" is "mid", except when
         ``adaptation`` is set and ``fit`` gets target rows: then it is the
         final embedding, as aligning domains through all the stages recovered
         more of the shift. ``layer_`` says what was used. Text backbones'
@@ -81,6 +83,19 @@ class FineTuneClassifier(SkorchGlue):
         head is confident from the start, the stages below it barely move,
         and a random start transferred better. Heads with hidden layers and
         ``weights=None`` always start random.
+    final_head : {"auto", True, False}, default="auto"
+        Add a second head on the backbone's final embedding (average-pooled,
+        from random weights), trained with the first in the same network: the
+        loss is the sum of both heads' cross-entropies and predictions average
+        their class probabilities. The stages after ``layer`` stay in the model
+        for it, up to the stage that pools the last feature maps (a user's
+        old classifier stage is left out), and learn at ``lr``. "auto" adds
+        it to convolutional networks whose head sees earlier stages (the
+        default ``layer``) when some stage after them trains, without domain
+        adaptation, unless pretrained weights recommend their own slower
+        rate (ImageNet networks, where it measured worse): mid-level features
+        transferred best with few labels and the final ones with more.
+        ``final_head_`` says whether it was added.
     probe_C : float, default=1.0
         Inverse L2 strength of that logistic regression (as in scikit-learn).
     image_size : int, (int, int) or None, default=None
@@ -251,8 +266,11 @@ class FineTuneClassifier(SkorchGlue):
         Name of the stage the head sees (a list when several are concatenated):
         ``layer`` resolved, "auto" included, as the extractor's ``layer_``
         reports it.
+    final_head_ : bool
+        Whether the network has the second head on the final embedding
+        (``final_head`` resolved).
     module_ : TransferNet
-        The trained network: preprocessing, backbone stages and head.
+        The trained network: preprocessing, backbone stages and head(s).
     n_frozen_ : int
         Number of frozen stages.
     n_epochs_ : int
@@ -294,6 +312,7 @@ class FineTuneClassifier(SkorchGlue):
         "head_hidden": [tuple, list],
         "head_dropout": [Interval(Real, 0, 1, closed="left")],
         "head_init": [StrOptions({"auto", "probe", "random"})],
+        "final_head": ["boolean", StrOptions({"auto"})],
         "probe_C": [Interval(Real, 0, None, closed="neither")],
         "image_size": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
         "image_shape": [tuple, list, None],
@@ -344,6 +363,7 @@ class FineTuneClassifier(SkorchGlue):
         head_hidden=(),
         head_dropout=0.0,
         head_init="auto",
+        final_head="auto",
         probe_C=1.0,
         image_size=None,
         image_shape=None,
@@ -406,6 +426,7 @@ class FineTuneClassifier(SkorchGlue):
         self.head_hidden = head_hidden
         self.head_dropout = head_dropout
         self.head_init = head_init
+        self.final_head = final_head
         self.probe_C = probe_C
         self.image_size = image_size
         self.image_shape = image_shape
@@ -454,20 +475,22 @@ class FineTuneClassifier(SkorchGlue):
         )
         self.image_size_ = straight_size(backbone.preprocessing)
         n_frozen = backbone.frozen_depth(self.freeze)
-        # Stages after the last tap are never needed: drop them.
         n_stages = backbone.n_stages
         saved_taps = getattr(self, "_restored_taps", None) if restoring else None
         layer = self._resolved_layer(backbone) if saved_taps is None else saved_taps
-        taps = backbone.keep_taps(layer)
+        taps = backbone.taps(layer)
         self._head_on_final_ = taps == [n_stages]
         self.layer_ = backbone.tapped_layer(taps)  # stage names, as the extractor's
-        n_frozen = min(n_frozen, taps[-1])
-        head = build_head(
-            backbone.tapped_width(taps, self.pooling),
-            tuple(self.head_hidden),
-            float(self.head_dropout),
-            len(self.classes_),
-        )
+        final_stop = self._final_head_stop(backbone, taps, n_frozen)
+        self.final_head_ = final_stop is not None
+        final_head = None
+        if final_stop is not None:
+            final_head = self._new_head(backbone.pooled_width(final_stop, "avg"))
+        # Stages after the last tap (or the final head's) are never needed.
+        kept = taps[-1] if final_stop is None else final_stop
+        backbone.truncate(kept)
+        n_frozen = min(n_frozen, kept)
+        head = self._new_head(backbone.tapped_width(taps, self.pooling))
         self.module_ = TransferNet(
             backbone,
             head,
@@ -477,6 +500,7 @@ class FineTuneClassifier(SkorchGlue):
             pooling=self.pooling,
             device=self._resolved_device(),
             autocast=self.autocast,
+            final_head=final_head,
         )
         self.n_frozen_ = n_frozen
         self.domain_discriminator_ = None
@@ -488,6 +512,28 @@ class FineTuneClassifier(SkorchGlue):
                 discriminator = DomainDiscriminator(features)
             self.domain_discriminator_ = discriminator.to(self._resolved_device())
         return self
+
+    def _new_head(self, width: int):
+        return build_head(
+            width,
+            tuple(self.head_hidden),
+            float(self.head_dropout),
+            len(self.classes_),
+        )
+
+    def _final_head_stop(self, backbone, taps, n_frozen) -> int | None:
+        if getattr(self, "_restoring", False):
+            saved = getattr(self, "_restored_final_stage", None)  # absent before
+            return None if saved is None else backbone.stop_after(saved)
+        return final_head_stop(
+            backbone,
+            taps,
+            n_frozen,
+            self.final_head,
+            adapting=getattr(self, "_adapts_this_fit", self.adaptation is not None),
+            slow_backbone=backbone.finetune_lr is not None and self._pretrained(),
+            layer=self.layer,
+        )
 
     def _resolved_layer(self, backbone):
         """``layer`` with "auto" made concrete (unless a stage is named "auto").

@@ -326,7 +326,8 @@ def recalibrate_batchnorm(
     try:
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
         for batch, _ in loader:
-            module.features(batch, start=start)
+            # Every stage the module kept: the taps and any after them.
+            module.run(module.prepare(batch) if start == 0 else batch, start)
     finally:
         for layer, momentum in zip(layers, momenta, strict=True):
             layer.momentum = momentum

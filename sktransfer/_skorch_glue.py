@@ -63,6 +63,10 @@ def _encoded_accuracy(net, X, y) -> float:
     return float((net.predict_proba(X).argmax(axis=1) == np.asarray(y)).mean())
 
 
+def _trainable(stage: nn.Module) -> list[nn.Parameter]:
+    return [p for p in stage.parameters() if p.requires_grad]
+
+
 class SkorchGlue(NeuralNetClassifier):
     """skorch hooks shared by sktransfer's trainable estimators (not public)."""
 
@@ -140,19 +144,25 @@ class SkorchGlue(NeuralNetClassifier):
         return self.lr
 
     def initialize_optimizer(self, triggered_directly=None):
-        # One group per trainable backbone stage (layer-wise rates), then the head.
+        # The head first, then one group per trainable backbone stage
+        # (layer-wise rates) under it.
         module = self.module_
+        stages = list(module.backbone.stages)
+        final_head = module.final_head
+        shared = module.taps[-1] if final_head is not None else len(stages)
         trainable = [
             params
-            for params in (
-                [p for p in stage.parameters() if p.requires_grad]
-                for stage in module.backbone.stages
-            )
+            for params in (_trainable(stage) for stage in stages[:shared])
             if params  # frozen stages are not handed to the optimiser at all
         ]
         # The last trainable stage learns at backbone_lr, earlier ones slower.
         scales = stage_lr_scales(len(trainable), self.layer_decay)
         groups = [{"params": list(module.head.parameters()), "lr": self.lr}]
+        if final_head is not None:
+            # The stages after the taps feed the final head only: they learn
+            # at its rate (a slower one measured no better).
+            tail = [p for stage in stages[shared:] for p in _trainable(stage)]
+            groups.append({"params": [*final_head.parameters(), *tail], "lr": self.lr})
         discriminator = getattr(self, "domain_discriminator_", None)
         if discriminator is not None:  # DANN's domain classifier learns as the head
             groups.append({"params": list(discriminator.parameters()), "lr": self.lr})
@@ -205,6 +215,9 @@ class SkorchGlue(NeuralNetClassifier):
         if isinstance(y_pred, tuple):  # domain adaptation: (logits, features)
             return self._adaptation_loss(*y_pred, y_true)
         y_true = to_device(torch.as_tensor(y_true), y_pred.device)
+        if y_pred.ndim == 3:  # training with a final head: (batch, head, class)
+            heads = y_pred.float().unbind(1)
+            return sum(self.criterion_(logits, y_true) for logits in heads)
         return self.criterion_(y_pred.float(), y_true)
 
     def _adaptation_loss(self, logits, features, y_true) -> torch.Tensor:
@@ -342,6 +355,12 @@ class SkorchGlue(NeuralNetClassifier):
             "layer_": getattr(self, "layer_", self.layer),
             # The stages themselves: loading must not depend on what "mid" means.
             "tap_names_": self.module_.backbone.tap_names(self.module_.taps),
+            # The stage the final head sits after (None: no final head).
+            "final_head_stage": (
+                self.module_.backbone.stage_names[-1]
+                if self.module_.final_head is not None
+                else None
+            ),
         }
         tensors = dict(self.module_.state_dict())
         weight = getattr(self.criterion_, "weight", None)
@@ -359,6 +378,7 @@ class SkorchGlue(NeuralNetClassifier):
         if "layer_" in config:  # what layer="auto" chose at fit time
             self._restored_layer = config["layer_"]
         self._restored_taps = config.get("tap_names_")  # absent in older files
+        self._restored_final_stage = config.get("final_head_stage")
         classes = np.asarray(config["classes"], dtype=np.dtype(config["classes_dtype"]))
         tensors = dict(tensors)
         weight = tensors.pop(_CRITERION_WEIGHT, None)

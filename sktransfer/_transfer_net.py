@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._runtime import BackboneRuntime
-from .backbones import Backbone
+from .backbones import Backbone, pool_features
 
 __all__ = ["TransferNet", "build_head", "BatchAugment", "augmenter"]
 
@@ -112,6 +112,11 @@ class TransferNet(BackboneRuntime):
         Where the network lives.
     autocast : bool, default=False
         Mixed precision on GPUs (see ``BackboneRuntime``).
+    final_head : nn.Module or None, default=None
+        A second classifier, on the average-pooled output of the last stage,
+        trained next to ``head`` (which then sees earlier taps). Training
+        returns both heads' logits stacked as ``(B, 2, n_classes)``; in eval
+        mode the output is the log of their averaged class probabilities.
     """
 
     def __init__(
@@ -125,9 +130,11 @@ class TransferNet(BackboneRuntime):
         pooling: str | None = "avg",
         device: torch.device | str = "cpu",
         autocast: bool = False,
+        final_head: nn.Module | None = None,
     ) -> None:
         super().__init__(backbone, autocast=autocast)
         self.head = head
+        self.final_head = final_head
         self.augment = augment
         self.n_frozen = n_frozen
         self.taps = list(taps) if taps else None
@@ -186,9 +193,29 @@ class TransferNet(BackboneRuntime):
         return self._logits(x)
 
     def _logits(self, x) -> torch.Tensor:
+        if self.final_head is not None:
+            return self._two_exit_logits(x)
         embedding = self.features(x, start=self.start_stage)
         with self.precision():
             return self.head(embedding)
+
+    def _two_exit_logits(self, x) -> torch.Tensor:
+        """Both heads from one pass: the taps on the way, then the last stage."""
+        start = self.start_stage
+        x = self.prepare(x) if start == 0 else x
+        parts = []
+        for tap in self.taps:
+            x = self.run(x, start, tap)
+            parts.append(pool_features(x, self.pooling).float())
+            start = tap
+        final = pool_features(self.run(x, start), "avg").float()
+        with self.precision():
+            logits = torch.stack(
+                [self.head(torch.cat(parts, dim=1)), self.final_head(final)], dim=1
+            ).float()
+        if self.training:
+            return logits  # the loss sums both heads' cross-entropies
+        return logits.softmax(-1).mean(1).log()
 
     def logits_and_features(self, x) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and the features the head's last linear layer sees.

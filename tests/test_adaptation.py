@@ -227,3 +227,18 @@ def test_auto_layer_is_mid_and_the_final_embedding_with_adaptation(
     np.testing.assert_allclose(
         restored.predict_proba(X[:20]), adapted.predict_proba(X[:20]), atol=1e-6
     )
+
+
+def test_no_final_head_while_adapting(make_classifier, shifted_digits):
+    # Adaptation aligns one head's features: "auto" adds no final head to an
+    # adapting fit (even on mid-level taps), and True is refused before training.
+    X, y, domain, _ = shifted_digits
+    adapted = make_classifier(layer="mid", adaptation="coral", max_epochs=1)
+    adapted.fit(X, y, sample_domain=domain)
+    assert not adapted.final_head_ and adapted.module_.final_head is None
+    plain = make_classifier(layer="mid", adaptation="coral", max_epochs=0)
+    plain.fit(X[domain > 0], y[domain > 0])  # no target rows: nothing to adapt
+    assert plain.final_head_
+    refused = make_classifier(layer="mid", adaptation="coral", final_head=True)
+    with pytest.raises(ValueError, match="final_head=True cannot be combined"):
+        refused.fit(X, y, sample_domain=domain)

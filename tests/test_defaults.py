@@ -58,6 +58,8 @@ def test_default_classifier_fits_offline(no_network, few_digits):
     clf = FineTuneClassifier(device="cpu", random_state=0, max_epochs=10).fit(X, y)
     assert clf.n_frozen_ == 0 and clf.module_.backbone.name == "efficientnet_lite0"
     assert clf.score(X, y) > 0.5
+    # No second head on an ImageNet network's final embedding (it measured worse).
+    assert not clf.final_head_ and clf.module_.final_head is None
     # ImageNet stages fine-tune at the network's recommended rate.
     _, *stages = (g["initial_lr"] for g in clf.optimizer_.param_groups)
     assert stages and all(lr == 1e-4 for lr in stages)
@@ -79,6 +81,8 @@ def test_imagenet_networks_recommend_a_slow_backbone_rate(name, weights, expecte
     clf = FineTuneClassifier(name, weights=weights, device="cpu", max_epochs=0)
     clf.fit(X, y)
     assert clf.module_.backbone.finetune_lr == 1e-4
+    # The second head on the final embedding only without ImageNet weights.
+    assert clf.final_head_ is (weights is None)
     _, *stages = (g["initial_lr"] for g in clf.optimizer_.param_groups)
     assert stages and all(lr == expected for lr in stages)
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
-from sklearn.ensemble import VotingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score
 
@@ -147,25 +146,72 @@ def test_clone_grid_search_and_cross_val_score(few_digits, make_classifier):
     assert scores.mean() > 0.5
 
 
-def test_soft_vote_of_a_mid_level_and_a_final_head(few_digits, make_classifier):
-    # The user guide's "average two heads" recipe: scikit-learn's own
-    # VotingClassifier over two FineTuneClassifiers, string labels included.
+def test_final_head_averages_a_mid_level_and_a_final_head(few_digits, make_classifier):
+    # The default head on mid-level stages gets a second head on the final
+    # embedding, trained in the same network; predictions average the two.
     X, y = few_digits
     labels = np.array([f"digit {v}" for v in y])
-    vote = VotingClassifier(
-        [
-            ("mid", make_classifier(layer="auto", max_epochs=1)),
-            ("final", make_classifier(pooling="avg", head_init="random", max_epochs=1)),
-        ],
-        voting="soft",
-    ).fit(X, labels)
-    mid, final = vote.named_estimators_["mid"], vote.named_estimators_["final"]
-    assert mid.layer_ != final.layer_
-    proba = vote.predict_proba(X)
-    expected = (mid.predict_proba(X) + final.predict_proba(X)) / 2
-    np.testing.assert_allclose(proba, expected, rtol=1e-5, atol=1e-6)
-    assert list(vote.classes_) == sorted(set(labels))
-    assert vote.score(X, labels) > 0.5
+    clf = make_classifier(layer="auto", max_epochs=1).fit(X, labels)
+    net = clf.module_
+    assert clf.final_head_ and net.final_head is not None
+    assert clf.layer_ == ["layer2", "layer3"]
+    # The stages after the taps stay, for the final head.
+    assert net.backbone.stage_names[-2:] == ["layer4", "pool"]
+    net.eval()
+    with torch.no_grad():
+        batch = torch.as_tensor(X[:8]).unsqueeze(1)  # (B, 1, 8, 8)
+        mid = net.head(net.features(batch)).softmax(-1)
+        final = net.final_head(net.embed(batch, pooling="avg")).softmax(-1)
+    np.testing.assert_allclose(
+        clf.predict_proba(X[:8]), ((mid + final) / 2).numpy(), atol=1e-5
+    )
+    assert list(clf.classes_) == sorted(set(labels))
+    assert clf.score(X, labels) > 0.5
+    # The final head and the stages only it sees learn at the head's rate.
+    head, tail, *stages = clf.optimizer_.param_groups
+    tail_ids = {id(p) for p in tail["params"]}
+    assert {id(p) for p in net.final_head.parameters()} <= tail_ids
+    assert {id(p) for p in net.backbone.stages.layer4.parameters()} <= tail_ids
+    assert tail["initial_lr"] == clf.lr and all(
+        g["initial_lr"] == clf.lr / 3 for g in stages
+    )
+
+
+def test_training_loss_sums_both_heads_cross_entropies(few_digits, make_classifier):
+    X, y = few_digits
+    clf = make_classifier(layer="auto", max_epochs=0).fit(X, y)
+    logits = torch.randn(6, 2, 10)
+    target = torch.arange(6)
+    expected = sum(
+        torch.nn.functional.cross_entropy(logits[:, i], target) for i in range(2)
+    )
+    torch.testing.assert_close(clf.get_loss(logits, target), expected)
+
+
+@pytest.mark.parametrize(
+    "params, expected",
+    [
+        ({"layer": "auto"}, True),
+        ({"layer": "auto", "final_head": False}, False),
+        ({"layer": "auto", "freeze": "all"}, False),  # nothing after the taps trains
+        ({"layer": None}, False),  # the head already sees the final embedding
+        ({"layer": "layer2", "freeze": 3, "final_head": True}, True),
+    ],
+)
+def test_when_the_final_head_is_added(few_digits, make_classifier, params, expected):
+    X, y = few_digits
+    clf = make_classifier(max_epochs=0, **params).fit(X, y)
+    assert clf.final_head_ is expected
+    assert (clf.module_.final_head is not None) is expected
+    kept = clf.module_.backbone.n_stages
+    assert kept == 6 if expected else kept == clf.module_.taps[-1]
+
+
+def test_final_head_on_the_final_embedding_is_refused(few_digits, make_classifier):
+    X, y = few_digits
+    clf = make_classifier(layer=None, final_head=True)
+    with pytest.raises(ValueError, match="final_head=True.*layer=None"):
+        clf.fit(X, y)
 
 
 def test_nested_skorch_parameters_are_routed(few_digits, make_classifier):

@@ -96,7 +96,8 @@ def _three_block_cnn():
 def test_mid_counts_blocks_however_a_user_lists_the_stages(few_digits, drop):
     # A user's CNN passed with its pooling stage, as bare blocks, or whole with
     # its old classifier: "mid" is block1 + block2 each time (the third- and
-    # second-last blocks), and the estimator drops every stage after block2.
+    # second-last blocks), and the final head sits on the pooled block3: the
+    # old classifier is dropped.
     X, y = few_digits
     stages = [(n, m) for n, m in _three_block_cnn().named_children() if n not in drop]
     net = resolve_backbone(stages)
@@ -105,8 +106,9 @@ def test_mid_counts_blocks_however_a_user_lists_the_stages(few_digits, drop):
     clf = FineTuneClassifier(
         stages, weights=None, image_size=16, max_epochs=1, device="cpu"
     ).fit(X, y)
-    assert clf.module_.backbone.stage_names == ["block1", "block2"]
-    assert clf.module_.taps == [1, 2]
+    kept = [n for n in ("block1", "block2", "block3", "pool") if n not in drop]
+    assert clf.module_.backbone.stage_names == kept
+    assert clf.module_.taps == [1, 2] and clf.final_head_
 
 
 def test_mid_without_feature_maps_counts_stages():
@@ -133,6 +135,9 @@ def test_taps_survive_saving(few_digits, make_classifier, tmp_path):
     save_model(clf, tmp_path / "model")
     loaded = load_model(tmp_path / "model")
     assert loaded.module_.taps == clf.module_.taps
+    # The final head too, whatever final_head="auto" would decide now.
+    assert clf.final_head_ and loaded.final_head_
+    assert loaded.module_.backbone.stage_names == clf.module_.backbone.stage_names
     np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-6)
 
 
@@ -178,17 +183,23 @@ def test_default_head_sees_mid_level_stages_and_starts_from_the_probe(digits):
     common = {"backbone": "fmnist_resnet", "device": "cpu", "random_state": 0}
     untrained = FineTuneClassifier(**common, max_epochs=0).fit(X[train], y[train])
     assert untrained.module_.taps == [3, 4] and untrained.n_frozen_ == 0
-    # Before any epoch the head is the logistic regression of freeze="all".
+    # Before any epoch the head is the logistic regression of freeze="all"
+    # (the final head, which starts at random, left out here).
+    single = FineTuneClassifier(**common, max_epochs=0, final_head=False)
+    single.fit(X[train], y[train])
     probe = FineTuneClassifier(**common, freeze="all").fit(X[train], y[train])
     np.testing.assert_allclose(
-        untrained.predict_proba(X[test]), probe.predict_proba(X[test]), atol=1e-5
+        single.predict_proba(X[test]), probe.predict_proba(X[test]), atol=1e-5
+    )
+    torch.testing.assert_close(
+        untrained.module_.head.state_dict(), single.module_.head.state_dict()
     )
     # On the final embedding with trained stages, "auto" starts at random.
     final = FineTuneClassifier(**common, layer=None, max_epochs=0)
     final.fit(X[train], y[train])
     assert final.score(X[test], y[test]) < 0.5 < probe.score(X[test], y[test])
     # A probed head: the stages below learn at a third of its rate.
-    head, *stages = (g["initial_lr"] for g in untrained.optimizer_.param_groups)
+    head, *stages = (g["initial_lr"] for g in single.optimizer_.param_groups)
     assert head == 3e-3 and stages and all(lr == 1e-3 for lr in stages)
     head, *stages = (g["initial_lr"] for g in final.optimizer_.param_groups)
     assert stages and all(lr == head == 3e-3 for lr in stages)
