@@ -9,20 +9,19 @@ import joblib
 import torch
 from torch import nn
 
-from ._adaptation import ADAPTATIONS, DomainDiscriminator, check_adaptation
-from ._final_head import final_head_stop
+from ._adaptation import ADAPTATIONS, check_adaptation
 from ._inputs import get_modality, source_image_size
+from ._network import build_network
 from ._skorch_glue import SkorchGlue
 from ._training import run_training
-from ._transfer_net import TransferNet, augmenter, build_head
+from ._transfer_net import TransferNet
 from ._validation import (
     Interval,
     StrOptions,
     check_width,
     resolve_device,
 )
-from .backbones import backbone_modality, resolve_backbone
-from .backbones._preprocessing import straight_size
+from .backbones import backbone_modality
 
 __all__ = ["FineTuneClassifier"]
 
@@ -462,94 +461,8 @@ class FineTuneClassifier(SkorchGlue):
     def initialize_module(self):
         # Built from the parameters alone; skorch calls this again when
         # set_params changes a module parameter of a fitted net.
-        restoring = getattr(self, "_restoring", False)
-        weights = None if restoring else self.weights
-        backbone = resolve_backbone(
-            self.backbone,
-            weights,
-            image_size=self._restored_size if restoring else self.image_size,
-            input_size=None if restoring else getattr(self, "_input_size", None),
-            max_length=self.max_length,
-            image_mean=self.image_mean,
-            image_std=self.image_std,
-        )
-        self.image_size_ = straight_size(backbone.preprocessing)
-        n_frozen = backbone.frozen_depth(self.freeze)
-        n_stages = backbone.n_stages
-        saved_taps = getattr(self, "_restored_taps", None) if restoring else None
-        layer = self._resolved_layer(backbone) if saved_taps is None else saved_taps
-        taps = backbone.taps(layer)
-        self._head_on_final_ = taps == [n_stages]
-        self.layer_ = backbone.tapped_layer(taps)  # stage names, as the extractor's
-        final_stop = self._final_head_stop(backbone, taps, n_frozen)
-        self.final_head_ = final_stop is not None
-        final_head = None
-        if final_stop is not None:
-            final_head = self._new_head(backbone.pooled_width(final_stop, "avg"))
-        # Stages after the last tap (or the final head's) are never needed.
-        kept = taps[-1] if final_stop is None else final_stop
-        backbone.truncate(kept)
-        n_frozen = min(n_frozen, kept)
-        head = self._new_head(backbone.tapped_width(taps, self.pooling))
-        self.module_ = TransferNet(
-            backbone,
-            head,
-            n_frozen,
-            augmenter(self.augment),
-            taps=taps,
-            pooling=self.pooling,
-            device=self._resolved_device(),
-            autocast=self.autocast,
-            final_head=final_head,
-        )
-        self.n_frozen_ = n_frozen
-        self.domain_discriminator_ = None
-        if self.adaptation == "dann":
-            features = self.module_.head[-1].in_features
-            # Its random weights leave torch's generator as it was, so the
-            # batch order (and a fit without target rows) is the plain fit's.
-            with torch.random.fork_rng(devices=[]):
-                discriminator = DomainDiscriminator(features)
-            self.domain_discriminator_ = discriminator.to(self._resolved_device())
+        build_network(self)
         return self
-
-    def _new_head(self, width: int):
-        return build_head(
-            width,
-            tuple(self.head_hidden),
-            float(self.head_dropout),
-            len(self.classes_),
-        )
-
-    def _final_head_stop(self, backbone, taps, n_frozen) -> int | None:
-        if getattr(self, "_restoring", False):
-            saved = getattr(self, "_restored_final_stage", None)  # absent before
-            return None if saved is None else backbone.stop_after(saved)
-        return final_head_stop(
-            backbone,
-            taps,
-            n_frozen,
-            self.final_head,
-            adapting=getattr(self, "_adapts_this_fit", self.adaptation is not None),
-            slow_backbone=backbone.finetune_lr is not None and self._pretrained(),
-            layer=self.layer,
-        )
-
-    def _resolved_layer(self, backbone):
-        """``layer`` with "auto" made concrete (unless a stage is named "auto").
-
-        "auto" is the final embedding only when this fit adapts (``adaptation``
-        set and target rows given): without target rows, adaptation changes
-        nothing, not even the head's place.
-        """
-        if getattr(self, "_restoring", False) and hasattr(self, "_restored_layer"):
-            return self._restored_layer
-        if not (isinstance(self.layer, str) and self.layer == "auto"):
-            return self.layer
-        if "auto" in backbone.stage_names:
-            return "auto"
-        adapting = getattr(self, "_adapts_this_fit", self.adaptation is not None)
-        return None if adapting else "mid"
 
     # ------------------------------------------------------------- estimator
     def fit(self, X, y, sample_domain=None, **fit_params):
