@@ -83,6 +83,8 @@ def methods(backbone, weights, scratch, tutorial, tutorial_scratch=None):
 
     return {
         "defaults": lambda seed, epochs: finetune(seed),
+        # The defaults without their second head (on the final embedding).
+        "single_head": lambda seed, epochs: finetune(seed, final_head=False),
         "scratch": lambda seed, epochs: FineTuneClassifier(
             **scratch(seed), freeze=0, device="cpu", random_state=seed
         ),
@@ -102,8 +104,6 @@ def methods(backbone, weights, scratch, tutorial, tutorial_scratch=None):
         "grid": lambda seed, epochs: GridSearchCV(
             finetune(seed), {"freeze": [0, "all"]}, cv=3
         ),
-        # The defaults without their second head (on the final embedding).
-        "single_head": lambda seed, epochs: finetune(seed, final_head=False),
         # The same folds; the refit keeps the defaults (freeze=0) unless "all"
         # wins by more than a standard error of the per-fold differences.
         "grid_prefer": lambda seed, epochs: GridSearchCV(
