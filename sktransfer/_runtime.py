@@ -163,12 +163,20 @@ class BackboneRuntime(nn.Module):
         x = self.prepare(raw) if start == 0 else raw
         if not taps:
             return pool_features(self.run(x, start, stop), pooling).float()
-        parts, at = [], start
+        return self.run_taps(x, start, taps, pooling)[0]
+
+    def run_taps(self, x, start: int, taps: list[int], pooling: str | None):
+        """``(pooled outputs of taps, concatenated; output of the last tap)``.
+
+        ``x`` is the input of stage ``start``; the stages run once, up to the
+        last of the sorted ``taps``.
+        """
+        parts = []
         for tap in taps:
-            x = self.run(x, at, tap)
+            x = self.run(x, start, tap)
             parts.append(pool_features(x, pooling).float())
-            at = tap
-        return torch.cat(parts, dim=1)
+            start = tap
+        return torch.cat(parts, dim=1), x
 
     def features(self, raw, start: int = 0) -> torch.Tensor:
         """The embedding of raw batches (prepared here) or of stage outputs."""

@@ -201,17 +201,12 @@ class TransferNet(BackboneRuntime):
 
     def _two_exit_logits(self, x) -> torch.Tensor:
         """Both heads from one pass: the taps on the way, then the last stage."""
-        start = self.start_stage
-        x = self.prepare(x) if start == 0 else x
-        parts = []
-        for tap in self.taps:
-            x = self.run(x, start, tap)
-            parts.append(pool_features(x, self.pooling).float())
-            start = tap
-        final = pool_features(self.run(x, start), "avg").float()
+        x = self.prepare(x) if self.start_stage == 0 else x
+        embedding, x = self.run_taps(x, self.start_stage, self.taps, self.pooling)
+        final = pool_features(self.run(x, self.taps[-1]), "avg").float()
         with self.precision():
             logits = torch.stack(
-                [self.head(torch.cat(parts, dim=1)), self.final_head(final)], dim=1
+                [self.head(embedding), self.final_head(final)], dim=1
             ).float()
         if self.training:
             return logits  # the loss sums both heads' cross-entropies
