@@ -64,3 +64,28 @@ def make_classifier():
     A ``functools.partial`` of the class, so it pickles (worker processes).
     """
     return functools.partial(FineTuneClassifier, **CLASSIFIER_DEFAULTS)
+
+
+# Outputs computed on another machine (files in tests/data, another library's
+# kernels) differ from ours in the last bits of float32: other CPUs pick other
+# instruction sets, oneDNN kernels and summation orders. A summation's rounding
+# error scales with the size of its terms, so the tolerance is relative to the
+# largest magnitude in the expected array (1e-5 is ~80 float32 ulps), never a
+# fixed absolute one. Comparisons between two computations in this process may
+# stay tight.
+CROSS_CPU_RTOL = 1e-5
+
+
+def assert_close_across_cpus(actual, expected, rtol=CROSS_CPU_RTOL):
+    """Assert ``actual`` equals ``expected`` (computed elsewhere) up to float32
+    rounding on another CPU: ``|actual - expected| <= rtol * max|expected|``."""
+    expected = np.asarray(expected)
+    scale = float(np.abs(expected).max()) if expected.size else 0.0
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale)
+
+
+@pytest.fixture(scope="session")
+def assert_close_elsewhere():
+    """``assert_close_across_cpus``, for tests comparing with outputs computed
+    on another machine or by another library."""
+    return assert_close_across_cpus
