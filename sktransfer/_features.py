@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
 
 from ._cache import as_memory, frozen_outputs
-from ._inputs import SourceDataset, get_modality, iter_batches, source_image_size
+from ._inputs import SourceDataset, iter_batches, source_image_size
 from ._recipe import recalibrate_batchnorm, refits_bn_stats
 from ._runtime import BackboneRuntime
 from ._validation import (
@@ -28,11 +28,11 @@ from ._validation import (
     check_width,
     in_worker_process,
     input_modality,
+    input_source,
     limit_threads,
     resolve_device,
 )
 from .backbones import (
-    backbone_modality,
     check_backbone_argument,
     pool_features,
     resolve_backbone,
@@ -109,6 +109,10 @@ class PretrainedFeatureExtractor(
         model's own limit (256 for ``"all-minilm-l6-v2"``). Each batch is padded
         to its longest text only, and texts are embedded longest first (outputs
         keep the input order).
+    sample_rate : int, default=16000
+        Audio backbones: the rate in Hz of clips given as arrays; they are
+        resampled to the backbone's rate (scipy's polyphase filter). Files
+        carry their own rate. Ignored for images and text.
     batch_size : int, default=64
         Samples per forward pass; memory use grows with it, not with the dataset.
     device : str, default="auto"
@@ -199,6 +203,7 @@ class PretrainedFeatureExtractor(
         "image_mean": [Real, tuple, list, None],
         "image_std": [Real, tuple, list, None],
         "max_length": [Interval(Integral, 1, None, closed="left"), None],
+        "sample_rate": [Interval(Integral, 1000, 768_000, closed="both")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device],
         "autocast": ["boolean"],
@@ -222,6 +227,7 @@ class PretrainedFeatureExtractor(
         image_mean=None,
         image_std=None,
         max_length=None,
+        sample_rate=16000,
         batch_size=64,
         device="auto",
         autocast=False,
@@ -241,6 +247,7 @@ class PretrainedFeatureExtractor(
         self.image_mean = image_mean
         self.image_std = image_std
         self.max_length = max_length
+        self.sample_rate = sample_rate
         self.batch_size = batch_size
         self.device = device
         self.autocast = autocast
@@ -300,8 +307,7 @@ class PretrainedFeatureExtractor(
         return self
 
     def _as_source(self, X):
-        modality = get_modality(backbone_modality(self.backbone))
-        return modality.as_source(X, argument="X", image_shape=self.image_shape)
+        return input_source(self, X)
 
     def _set_fitted_backbone(self, net, device: torch.device, taps) -> None:
         """Set the fitted state from a backbone already cut after ``taps[-1]``."""

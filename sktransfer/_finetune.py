@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ._adaptation import ADAPTATIONS, check_adaptation
-from ._inputs import get_modality, source_image_size
+from ._inputs import source_image_size
 from ._network import build_network
 from ._skorch_glue import SkorchGlue
 from ._training import run_training
@@ -19,9 +19,9 @@ from ._validation import (
     Interval,
     StrOptions,
     check_width,
+    input_source,
     resolve_device,
 )
-from .backbones import backbone_modality
 
 __all__ = ["FineTuneClassifier"]
 
@@ -113,6 +113,10 @@ class FineTuneClassifier(SkorchGlue):
     max_length : int or None, default=None
         Text backbones: truncate texts to this many tokens; None uses the
         model's own limit. Batches are padded to their longest text only.
+    sample_rate : int, default=16000
+        Audio backbones: the rate in Hz of clips given as arrays; they are
+        resampled to the backbone's rate (scipy's polyphase filter). Files
+        carry their own rate. Ignored for images and text.
     lr : float, default=3e-3
         Learning rate of the head (AdamW by default). A head started from the
         probe reads features of mean standard deviation ``s``; above
@@ -318,6 +322,7 @@ class FineTuneClassifier(SkorchGlue):
         "image_mean": [Real, tuple, list, None],
         "image_std": [Real, tuple, list, None],
         "max_length": [Interval(Integral, 1, None, closed="left"), None],
+        "sample_rate": [Interval(Integral, 1000, 768_000, closed="both")],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "backbone_lr": [Interval(Real, 0, None, closed="left"), None],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -369,6 +374,7 @@ class FineTuneClassifier(SkorchGlue):
         image_mean=None,
         image_std=None,
         max_length=None,
+        sample_rate=16000,
         lr=3e-3,
         backbone_lr=None,
         weight_decay=1e-2,
@@ -432,6 +438,7 @@ class FineTuneClassifier(SkorchGlue):
         self.image_mean = image_mean
         self.image_std = image_std
         self.max_length = max_length
+        self.sample_rate = sample_rate
         self.backbone_lr = backbone_lr
         self.weight_decay = weight_decay
         self.schedule = schedule
@@ -538,5 +545,4 @@ class FineTuneClassifier(SkorchGlue):
         )
 
     def _as_source(self, X):
-        modality = get_modality(backbone_modality(self.backbone))
-        return modality.as_source(X, argument="X", image_shape=self.image_shape)
+        return input_source(self, X)

@@ -59,7 +59,7 @@ def build_network(clf) -> None:
         backbone,
         _new_head(clf, backbone.tapped_width(taps, clf.pooling)),
         n_frozen,
-        augmenter(clf.augment),
+        augmenter(clf.augment, backbone.modality),
         taps=taps,
         pooling=clf.pooling,
         device=clf._resolved_device(),

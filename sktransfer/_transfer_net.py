@@ -80,10 +80,23 @@ class BatchAugment(nn.Module):
         )
 
 
-def augmenter(augment: bool | str) -> BatchAugment | None:
-    """The batch augmentation an ``augment`` parameter asks for, or None."""
+def augmenter(augment: bool | str, modality: str = "image") -> nn.Module | None:
+    """The batch augmentation an ``augment`` parameter asks for, or None.
+
+    Audio gets time shifts, gains and noise (``augment=True``); crops and
+    flips are for images only.
+    """
     if not augment:
         return None
+    if modality == "audio":
+        if augment is not True:
+            raise ValueError(
+                f"augment={augment!r} crops or flips images; this backbone takes "
+                "audio. Use augment=True (time shift, gain and noise) or False."
+            )
+        from ._audio_augment import AudioAugment
+
+        return AudioAugment()
     return BatchAugment(crop=augment in (True, "crop"), flip=augment in (True, "flip"))
 
 

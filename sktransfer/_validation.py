@@ -22,6 +22,7 @@ __all__ = [
     "check_width",
     "check_normalisation",
     "input_modality",
+    "input_source",
 ]
 
 
@@ -116,6 +117,11 @@ def check_width(estimator, X, *, reset: bool) -> None:
     Mirrors scikit-learn's ``n_features_in_`` contract for estimators given
     ``image_shape``; images of other forms carry their own shape.
     """
+    if input_modality(estimator.backbone).name != "image":
+        # Clips and texts of any length: the row width is not a contract.
+        if reset and hasattr(estimator, "n_features_in_"):
+            del estimator.n_features_in_
+        return
     shape = getattr(X, "shape", None)
     if shape is None and isinstance(X, list | tuple) and X:
         if all(isinstance(row, list | tuple) for row in X[:1]):
@@ -133,6 +139,24 @@ def check_width(estimator, X, *, reset: bool) -> None:
             f"X has {width} features, but {type(estimator).__name__} is expecting "
             f"{expected} features as input (rows of the width seen in fit)."
         )
+
+
+def input_source(estimator, X):
+    """Validate ``X`` for ``estimator``'s backbone and wrap it in a source.
+
+    The modality takes the options that concern it (``image_shape`` for
+    images, ``sample_rate`` for audio) and ignores the others.
+    """
+    from ._inputs import get_modality
+    from .backbones import backbone_modality
+
+    modality = get_modality(backbone_modality(estimator.backbone))
+    return modality.as_source(
+        X,
+        argument="X",
+        image_shape=estimator.image_shape,
+        sample_rate=estimator.sample_rate,
+    )
 
 
 def input_modality(backbone):

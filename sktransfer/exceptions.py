@@ -11,6 +11,7 @@ __all__ = [
     "SkTransferError",
     "ImageInputError",
     "TextInputError",
+    "AudioInputError",
     "WeightsError",
     "WeightsUnavailableError",
     "CacheTooLargeError",
@@ -29,6 +30,10 @@ class ImageInputError(SkTransferError, ValueError):
 
 class TextInputError(SkTransferError, ValueError):
     """Texts given to ``fit``/``transform``/``predict`` cannot be used."""
+
+
+class AudioInputError(SkTransferError, ValueError):
+    """Audio clips given to ``fit``/``transform``/``predict`` cannot be used."""
 
 
 class WeightsError(SkTransferError, ValueError):

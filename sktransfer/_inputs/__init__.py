@@ -3,9 +3,11 @@
 ``_source`` holds the modality-neutral interface (:class:`InputSource`,
 :class:`Modality` and its registry, :func:`iter_batches`,
 :class:`SourceDataset`); ``_images`` and the ``_image_*`` modules implement the
-``"image"`` modality on top of it, ``_text`` the ``"text"`` modality.
+``"image"`` modality on top of it, ``_text`` the ``"text"`` modality and
+``_audio`` the ``"audio"`` modality.
 """
 
+from ._audio import AudioModality, AudioSource, as_audio_source
 from ._image_arrays import ArrayImageSource
 from ._image_files import PathImageSource, PILImageSource
 from ._image_folder import list_image_folder
@@ -29,6 +31,8 @@ from ._text import TextModality, TextSource, as_text_source
 
 __all__ = [
     "ArrayImageSource",
+    "AudioModality",
+    "AudioSource",
     "ImageDataset",
     "ImageModality",
     "ImageSource",
@@ -39,6 +43,7 @@ __all__ = [
     "SourceDataset",
     "TextModality",
     "TextSource",
+    "as_audio_source",
     "as_image_source",
     "as_text_source",
     "collate_samples",

@@ -202,8 +202,12 @@ class ImageModality(Modality):
         *,
         argument: str = "X",
         image_shape: tuple[int, ...] | None = None,
+        sample_rate: int | None = None,
     ) -> ImageSource:
-        """Wrap ``X`` with :func:`as_image_source` (same arguments and errors)."""
+        """Wrap ``X`` with :func:`as_image_source` (same arguments and errors).
+
+        ``sample_rate`` is for audio and ignored here.
+        """
         return as_image_source(X, argument=argument, image_shape=image_shape)
 
     def declare_input(self, input_tags, *, image_shape=None, **options) -> None:

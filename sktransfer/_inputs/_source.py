@@ -309,7 +309,8 @@ class SourceDataset(torch.utils.data.Dataset):
 
 
 def collate_samples(items: list) -> Any:
-    """``torch``'s ``default_collate``, except that strings become an object array.
+    """``torch``'s ``default_collate``, except that strings and 1-D audio clips
+    become object arrays.
 
     A batch of texts is then one 1-D array of ``str``, which skorch counts as
     ``B`` samples (it reads a plain list of strings as nested data).
@@ -321,8 +322,19 @@ def collate_samples(items: list) -> Any:
     >>> texts.tolist(), targets.tolist()
     (['good', 'bad'], [1, 0])
     """
+    if items and all(_is_clip(item[0]) for item in items):
+        # Audio clips of different lengths cannot be stacked: the backbone's
+        # preprocessing pads each batch.
+        clips = np.empty(len(items), dtype=object)
+        clips[:] = [item[0] for item in items]
+        targets = torch.utils.data.default_collate([item[1] for item in items])
+        return clips, targets
     batch = torch.utils.data.default_collate(items)
     return _strings_as_array(batch)
+
+
+def _is_clip(sample) -> bool:
+    return isinstance(sample, np.ndarray) and sample.ndim == 1
 
 
 def _strings_as_array(batch):

@@ -176,8 +176,12 @@ class TextModality(Modality):
         *,
         argument: str = "X",
         image_shape: tuple[int, ...] | None = None,
+        sample_rate: int | None = None,
     ) -> TextSource:
-        """Wrap ``X`` with :func:`as_text_source`; ``image_shape`` must be None."""
+        """Wrap ``X`` with :func:`as_text_source`; ``image_shape`` must be None.
+
+        ``sample_rate`` is for audio and ignored here.
+        """
         if image_shape is not None:
             raise ValueError(
                 f"image_shape={image_shape!r} applies to image backbones; this "

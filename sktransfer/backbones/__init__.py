@@ -7,6 +7,7 @@ from . import (  # noqa: F401
     _shipped,
     _timm,
     _torchvision,
+    _voice_encoder,
 )
 from ._base import Backbone, BackboneSpec, WeightsEntry
 from ._pooling import pool_features

@@ -1,0 +1,246 @@
+"""Audio through both estimators: inputs, the mel front end, the GE2E encoder.
+
+Clips are short synthetic tones in noise (two classes by pitch), so every test
+runs in a second or two on a CPU with the shipped ``"voice_encoder"``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+import sys
+import types
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+
+from sktransfer import (
+    FineTuneClassifier,
+    PretrainedFeatureExtractor,
+    list_backbones,
+    load_model,
+    save_model,
+)
+from sktransfer._inputs import as_audio_source
+from sktransfer._inputs._audio import resample
+from sktransfer.backbones import backbone_modality
+from sktransfer.backbones._audio_frontend import (
+    AudioPreprocessing,
+    mel_filterbank,
+    mel_spectrogram,
+)
+from sktransfer.backbones._voice_encoder import voice_windows
+from sktransfer.exceptions import AudioInputError
+
+RATE = 16000
+FAST = {"device": "cpu"}
+
+
+def _tone(freq, seconds, rng, rate=RATE):
+    t = np.arange(int(seconds * rate)) / rate
+    noise = 0.02 * rng.standard_normal(len(t))
+    return (0.3 * np.sin(2 * np.pi * freq * t) + noise).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def tones():
+    """16 clips of 0.3-2.5 s, low (label 0) or high (label 1) pitch."""
+    rng = np.random.default_rng(0)
+    seconds = rng.uniform(0.3, 2.5, 16)
+    y = np.arange(16) % 2
+    clips = [_tone(220 if k else 880, s, rng) for k, s in zip(y, seconds)]
+    return clips, y
+
+
+def test_audio_backbones_are_listed_as_audio():
+    assert "voice_encoder" in list_backbones(modality="audio")
+    assert "voice_encoder" not in list_backbones(modality="image")
+    assert backbone_modality("voice_encoder") == "audio"
+
+
+def test_mel_filterbank_and_spectrogram_equal_librosa(assert_close_elsewhere):
+    librosa = pytest.importorskip("librosa")
+    for rate, n_fft, n_mels in [(16000, 400, 40), (22050, 512, 64)]:
+        expected = librosa.filters.mel(sr=rate, n_fft=n_fft, n_mels=n_mels).T
+        assert_close_elsewhere(mel_filterbank(rate, n_fft, n_mels).numpy(), expected)
+    wave = _tone(440, 1.23, np.random.default_rng(1))
+    expected = librosa.feature.melspectrogram(
+        y=wave, sr=RATE, n_fft=400, hop_length=160, n_mels=40
+    ).T
+    got = mel_spectrogram(
+        torch.from_numpy(wave)[None], RATE, n_fft=400, hop_length=160, n_mels=40
+    )[0]
+    assert got.shape == expected.shape
+    assert_close_elsewhere(got.numpy(), expected)
+
+
+def _resemblyzer():
+    """Resemblyzer's own VoiceEncoder, or skip. Its VAD module (webrtcvad,
+    compiled from source) is not needed by embed_utterance: a stand-in lets
+    the package import where webrtcvad is not installed."""
+    if importlib.util.find_spec("resemblyzer") is None:
+        pytest.skip("Resemblyzer is not installed (./dev installs it, --no-deps)")
+    if "webrtcvad" not in sys.modules and importlib.util.find_spec("webrtcvad") is None:
+        sys.modules["webrtcvad"] = types.ModuleType("webrtcvad")
+    pytest.importorskip("librosa")
+    with warnings.catch_warnings():  # its scipy.ndimage.morphology import
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from resemblyzer import VoiceEncoder
+
+    return VoiceEncoder("cpu", verbose=False)
+
+
+def test_voice_encoder_equals_resemblyzer_embed_utterance(
+    tones, assert_close_elsewhere
+):
+    reference = _resemblyzer()
+    clips = tones[0][:5]  # 0.3 s (padded to one window) to 2.5 s (several)
+    got = PretrainedFeatureExtractor("voice_encoder", batch_size=3, **FAST)
+    got = got.fit_transform(clips)
+    expected = np.stack([reference.embed_utterance(clip) for clip in clips])
+    assert_close_elsewhere(got, expected, rtol=1e-4)
+
+
+def test_voice_windows_follow_resemblyzer_partial_slices():
+    reference = _resemblyzer()
+    for n_samples in [100, 16000, 25600, 30000, 48000, 123456]:
+        _, slices = reference.compute_partial_slices(n_samples, 1.3, 0.75)
+        assert voice_windows(n_samples) == [s.start for s in slices]
+
+
+def test_outputs_do_not_depend_on_padding_batching_or_order(tones):
+    clips, _ = tones
+    extractor = PretrainedFeatureExtractor("voice_encoder", layer="lstm2", **FAST)
+    together = extractor.set_params(batch_size=16).fit_transform(clips)
+    alone = extractor.set_params(batch_size=1).transform(clips)
+    np.testing.assert_allclose(together, alone, rtol=1e-4, atol=1e-5)
+    reversed_ = extractor.set_params(batch_size=5).transform(clips[::-1])
+    np.testing.assert_allclose(reversed_[::-1], together, rtol=1e-4, atol=1e-5)
+
+
+def test_arrays_at_another_rate_and_files_are_resampled(tones, tmp_path):
+    sf = pytest.importorskip("soundfile")
+    clip = tones[0][3]
+    at_8k = resample(clip, RATE, 8000)
+    extractor = PretrainedFeatureExtractor("voice_encoder", **FAST).fit([clip])
+    direct = extractor.transform([resample(at_8k, 8000, RATE)])
+    from_8k = extractor.set_params(sample_rate=8000).transform([at_8k])
+    np.testing.assert_allclose(from_8k, direct, rtol=1e-5, atol=1e-6)
+    # A stereo file at 8 kHz: mixed to mono, resampled from its own rate.
+    path = tmp_path / "stereo.wav"
+    sf.write(path, np.stack([at_8k, at_8k], axis=1), 8000, subtype="FLOAT")
+    from_file = extractor.set_params(sample_rate=RATE).transform([str(path)])
+    np.testing.assert_allclose(from_file, direct, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "X, message",
+    [
+        ([np.array([0.1, np.nan, 0.2] * 100, dtype=np.float32)], r"X\[0\].*NaN"),
+        ([np.zeros(0, dtype=np.float32)], r"X\[0\] is empty"),
+        ([np.zeros(16000, dtype=np.int16)], r"integer samples.*32768"),
+        (np.zeros((2, 48000), dtype=np.float32), r"\(channels, samples\)"),
+        (np.zeros((10, 40), dtype=np.float32), r"spectrogram"),
+        (np.zeros((4, 2, 16000), dtype=np.float32), r"shape \(4, 2, 16000\)"),
+        ([np.zeros((16000, 2), dtype=np.float32)], r"mix it to mono"),
+        (np.zeros(16000, dtype=np.float32), r"one 1-D array"),
+        ("clip.wav", r"single path"),
+        (["missing.wav"], r"cannot be read as audio \(no such file\)"),
+        ([], r"0 clips"),
+        ([np.zeros(100, dtype=np.float32), "a.wav"], r"mixes file paths"),
+    ],
+)
+def test_bad_audio_is_refused_before_any_work(X, message):
+    with pytest.raises(AudioInputError, match=message):
+        PretrainedFeatureExtractor("voice_encoder", **FAST).fit(X)
+
+
+def test_unreadable_file_and_bad_sample_rate_are_refused(tmp_path):
+    text = tmp_path / "notes.wav"
+    text.write_text("not audio")
+    with pytest.raises(AudioInputError, match=r"notes.wav.*cannot be read"):
+        as_audio_source([str(text)])
+    with pytest.raises(AudioInputError, match="sample_rate=0"):
+        as_audio_source([np.zeros(100, dtype=np.float32)], sample_rate=0)
+    clips = [np.zeros(1600, dtype=np.float32)]
+    with pytest.raises(ValueError, match="sample_rate"):
+        PretrainedFeatureExtractor("voice_encoder", sample_rate=50).fit(clips)
+
+
+def test_silence_and_short_clips_get_an_embedding():
+    clips = [np.zeros(16000, dtype=np.float32), np.full(160, 0.1, np.float32)]
+    out = PretrainedFeatureExtractor("voice_encoder", **FAST).fit_transform(clips)
+    assert out.shape == (2, 256) and np.isfinite(out).all()
+
+
+def test_preprocessing_pads_each_batch_and_masks_the_padding():
+    batch = AudioPreprocessing(RATE, min_seconds=0.01)([np.ones(50), np.ones(300)])
+    assert batch["waveform"].shape == (2, 300)
+    assert batch["attention_mask"].sum(1).tolist() == [160, 300]
+    assert batch["waveform"][0, 50:].abs().sum() == 0
+
+
+def test_audio_in_pipeline_cross_val_and_grid_search(tones):
+    clips, y = tones
+    pipe = make_pipeline(
+        PretrainedFeatureExtractor("voice_encoder", **FAST), LogisticRegression()
+    )
+    assert cross_val_score(pipe, clips, y, cv=2).mean() >= 0.9
+    search = GridSearchCV(
+        FineTuneClassifier("voice_encoder", max_epochs=1, random_state=0, **FAST),
+        {"freeze": [3, "all"]},
+        cv=2,
+    ).fit(clips, y)
+    assert search.best_params_["freeze"] in (3, "all")
+    assert search.predict(clips).shape == (16,)
+
+
+def test_cached_frozen_outputs_of_clips_of_different_lengths(tones, tmp_path):
+    clips, y = tones
+    params = {"freeze": 3, "max_epochs": 2, "random_state": 0, **FAST}
+    cached = FineTuneClassifier("voice_encoder", cache=tmp_path, **params)
+    cached.fit(clips, y)
+    plain = FineTuneClassifier("voice_encoder", cache_frozen=False, **params)
+    plain.fit(clips, y)
+    np.testing.assert_allclose(
+        cached.predict_proba(clips), plain.predict_proba(clips), atol=1e-4
+    )
+    again = FineTuneClassifier("voice_encoder", cache=tmp_path, **params)
+    np.testing.assert_allclose(
+        again.fit(clips, y).predict_proba(clips), cached.predict_proba(clips)
+    )
+
+
+def test_fitted_audio_model_pickles_and_saves(tones, tmp_path):
+    clips, y = tones
+    clf = FineTuneClassifier(
+        "voice_encoder", freeze=2, max_epochs=1, random_state=0, augment=True, **FAST
+    ).fit(clips, y)
+    expected = clf.predict_proba(clips)
+    np.testing.assert_allclose(
+        pickle.loads(pickle.dumps(clf)).predict_proba(clips), expected, atol=1e-6
+    )
+    loaded = load_model(save_model(clf, tmp_path / "model"))
+    np.testing.assert_allclose(loaded.predict_proba(clips), expected, atol=1e-6)
+    assert loaded.sample_rate == RATE
+
+
+def test_audio_augmentation_keeps_lengths_and_image_augmentations_are_refused(
+    tones,
+):
+    clips, y = tones
+    from sktransfer._audio_augment import AudioAugment
+
+    batch = np.empty(3, dtype=object)
+    batch[:] = clips[:3]
+    torch.manual_seed(0)
+    augmented = AudioAugment()(batch)
+    assert [len(c) for c in augmented] == [len(c) for c in clips[:3]]
+    assert not np.allclose(augmented[0], clips[0])
+    with pytest.raises(ValueError, match="augment='crop'.*audio"):
+        FineTuneClassifier("voice_encoder", augment="crop", **FAST).fit(clips, y)
