@@ -30,6 +30,7 @@ import torch
 from skorch.callbacks import Callback
 from torch import nn
 
+from ._inputs import collate_samples
 from .backbones._resolve import is_own_module
 
 __all__ = [
@@ -324,7 +325,9 @@ def recalibrate_batchnorm(
         layer.momentum = None  # cumulative average over all batches
         layer.train()
     try:
-        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=batch_size, collate_fn=collate_samples
+        )
         for batch, _ in loader:
             # Every stage the module kept: the taps and any after them.
             module.run(module.prepare(batch) if start == 0 else batch, start)

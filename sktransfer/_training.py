@@ -23,7 +23,7 @@ from torch.utils.data import Dataset, Subset
 
 from ._adaptation import Domains
 from ._cache import FrozenOutputs, as_memory, frozen_outputs, outputs_dataset
-from ._inputs import SourceDataset
+from ._inputs import SourceDataset, collate_samples
 from ._probe import PROBE_MAX_ITER, fit_linear_probe
 from ._recipe import (
     auto_epochs,
@@ -270,7 +270,9 @@ def _fit_probe(clf, plan: TrainingPlan, labels: np.ndarray) -> None:
     # Target rows of domain adaptation carry -1: not embedded at all.
     labelled = np.flatnonzero(labels >= 0)
     rows = Subset(plan.train, labelled)
-    loader = torch.utils.data.DataLoader(rows, batch_size=max(clf.batch_size, 64))
+    loader = torch.utils.data.DataLoader(
+        rows, batch_size=max(clf.batch_size, 64), collate_fn=collate_samples
+    )
     embeddings = [module.features(batch, start=plan.start).cpu() for batch, _ in loader]
     features = torch.cat(embeddings).double().numpy()
     labels = labels[labelled]

