@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -170,11 +172,36 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
+def git_commit() -> str:
+    """The commit the run started from, with ``+dirty`` when files differ."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return (head or "unknown") + ("+dirty" if dirty else "")
+
+
 def write_results(name: str, payload: dict) -> Path:
     """Write ``payload`` (plus :func:`machine_info`) to ``results/NAME.json``."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
-    document = {"benchmark": name, "machine": machine_info(), **payload}
+    document = {
+        "benchmark": name,
+        "commit": git_commit(),
+        "machine": machine_info(),
+        **payload,
+    }
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")
     return path
 
@@ -226,3 +253,36 @@ def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.2f}"
     return str(value)
+
+
+def few_shot_table(rows: list[dict]) -> str:
+    """One markdown table per task: methods x labels per class, mean ± std of
+    ``accuracy`` over seeds (rows carry task, method, per_class, accuracy)."""
+    lines = []
+    for task in dict.fromkeys(row["task"] for row in rows):
+        ks = sorted({row["per_class"] for row in rows if row["task"] == task})
+        methods = list(
+            dict.fromkeys(row["method"] for row in rows if row["task"] == task)
+        )
+        lines += [
+            f"### {task} (accuracy, mean ± std over seeds)",
+            "",
+            "| method | " + " | ".join(f"{k}/class" for k in ks) + " |",
+            "| --- | " + " | ".join("---:" for _ in ks) + " |",
+        ]
+        for method in methods:
+            cells = []
+            for k in ks:
+                values = [
+                    row["accuracy"]
+                    for row in rows
+                    if row["task"] == task
+                    and row["method"] == method
+                    and row["per_class"] == k
+                ]
+                cells.append(
+                    f"{np.mean(values):.3f} ± {np.std(values):.3f}" if values else "–"
+                )
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)

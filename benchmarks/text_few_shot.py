@@ -47,7 +47,7 @@ import warnings
 
 import numpy as np
 import torch
-from _common import RESULTS_DIR, write_results
+from _common import RESULTS_DIR, few_shot_table, write_results
 from _text_data import SOURCE, few_shot_split, load_genres, load_movie_snippets
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
@@ -211,37 +211,6 @@ def run_task(task: str, args, rows: list[dict]) -> None:
                 )
 
 
-def table(rows: list[dict]) -> str:
-    lines = []
-    for task in dict.fromkeys(row["task"] for row in rows):
-        ks = sorted({row["per_class"] for row in rows if row["task"] == task})
-        methods = list(
-            dict.fromkeys(row["method"] for row in rows if row["task"] == task)
-        )
-        lines += [
-            f"### {task} (accuracy, mean ± std over seeds)",
-            "",
-            "| method | " + " | ".join(f"{k}/class" for k in ks) + " |",
-            "| --- | " + " | ".join("---:" for _ in ks) + " |",
-        ]
-        for method in methods:
-            cells = []
-            for k in ks:
-                values = [
-                    row["accuracy"]
-                    for row in rows
-                    if row["task"] == task
-                    and row["method"] == method
-                    and row["per_class"] == k
-                ]
-                cells.append(
-                    f"{np.mean(values):.3f} ± {np.std(values):.3f}" if values else "–"
-                )
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
-        lines.append("")
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="*", default=list(TASKS), choices=list(TASKS))
@@ -263,7 +232,7 @@ def main() -> None:
     rows: list[dict] = []
     for task in args.tasks:
         run_task(task, args, rows)
-    markdown = table(rows)
+    markdown = few_shot_table(rows)
     print("\n" + markdown)
     wall = round(time.perf_counter() - started, 1)
     write_results(

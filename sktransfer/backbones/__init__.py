@@ -4,6 +4,7 @@
 from . import (  # noqa: F401
     _efficientnet_lite,
     _huggingface,
+    _keyword_cnn,
     _shipped,
     _timm,
     _torchvision,
