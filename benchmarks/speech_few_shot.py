@@ -33,9 +33,9 @@ LogisticRegression; ``FineTuneClassifier`` defaults (``freeze=0``) and
 ``freeze="all"`` (the exact probe), at 20 clips per class (``--ft-ks``: fine-tuning
 the GE2E LSTMs takes minutes per fit on a CPU).
 
-Run: ``./dev bench speech_few_shot`` (one command: the three tasks, k = 2, 5, 20,
-3 seeds, fine-tuning at k = 20; the first run downloads the Debian packages, about 120 MB, and
-synthesises the training words with espeak-ng, both cached under
+Run: ``./dev bench speech_few_shot`` (one command: the three tasks, k = 2, 5,
+20, 3 seeds, fine-tuning at k = 20; the first run downloads the Debian packages,
+about 120 MB, and synthesises the training words with espeak-ng, both cached under
 ``~/.cache/sktransfer``). ``--tasks``, ``--ks``, ``--seeds``, ``--backbones``
 and ``--freeze`` shorten a run. Writes ``results/<--name>.json`` and ``.md``.
 """
