@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -246,3 +247,45 @@ def test_audio_augmentation_keeps_lengths_and_image_augmentations_are_refused(
     assert not np.allclose(augmented[0], clips[0])
     with pytest.raises(ValueError, match="augment='crop'.*audio"):
         FineTuneClassifier("voice_encoder", augment="crop", **FAST).fit(clips, y)
+
+
+def test_keyword_cnn_metadata_matches_its_weights_and_leaves_test_words_out():
+    import hashlib
+    from importlib import resources
+
+    from sktransfer.backbones._keyword_cnn import keyword_cnn_metadata
+
+    metadata = keyword_cnn_metadata()
+    weights = resources.files("sktransfer._data").joinpath("keyword_cnn.safetensors")
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == metadata["sha256"]
+    unseen = {"yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"}
+    unseen |= {"zero", "one", "two", "three", "four", "five", "six", "seven"}
+    unseen |= {"eight", "nine", "alpha", "bravo", "charlie"}
+    assert not unseen & set(metadata["vocabulary"])
+    assert "keyword_cnn" in list_backbones(modality="audio")
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_keyword_cnn_outputs_do_not_depend_on_padding(tones, training):
+    from sktransfer.backbones import resolve_backbone
+
+    net = resolve_backbone("keyword_cnn", "DEFAULT").train(training)
+    prepare = net.preprocessing
+    clips = [tones[0][0], tones[0][0]]  # the same clip twice: same batch stats
+    batch = prepare(clips)
+    longer = {key: F.pad(value, (0, 12345)) for key, value in batch.items()}
+    torch.manual_seed(0)
+    with torch.no_grad():
+        alone, padded = net(batch), net(longer)
+    np.testing.assert_allclose(alone.numpy(), padded.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_masked_batchnorm_with_every_frame_real_is_batchnorm():
+    from sktransfer.backbones._keyword_cnn import MaskedBatchNorm
+
+    x = torch.randn(3, 4, 7, 5)
+    masked, plain = MaskedBatchNorm(4).train(), torch.nn.BatchNorm2d(4).train()
+    out = masked(x, torch.ones(3, 1, 7, 1))
+    torch.testing.assert_close(out, plain(x))
+    torch.testing.assert_close(masked.running_var, plain.running_var)
+    torch.testing.assert_close(masked.running_mean, plain.running_mean)
