@@ -289,3 +289,33 @@ def test_masked_batchnorm_with_every_frame_real_is_batchnorm():
     torch.testing.assert_close(out, plain(x))
     torch.testing.assert_close(masked.running_var, plain.running_var)
     torch.testing.assert_close(masked.running_mean, plain.running_mean)
+
+
+def test_fine_tuning_from_files(tones, tmp_path):
+    sf = pytest.importorskip("soundfile")
+    clips, y = tones
+    paths = []
+    for k, clip in enumerate(clips):
+        paths.append(str(tmp_path / f"clip{k}.flac"))
+        sf.write(paths[-1], resample(clip, RATE, 22050), 22050)
+    clf = FineTuneClassifier("keyword_cnn", freeze=3, max_epochs=2, **FAST)
+    clf.fit(paths, y)
+    from_files = clf.predict_proba(paths)
+    # Arrays at 22.05 kHz, stated: the same clips as the (lossless) files.
+    at_file_rate = [resample(c, RATE, 22050) for c in clips]
+    from_arrays = clf.set_params(sample_rate=22050).predict_proba(at_file_rate)
+    np.testing.assert_allclose(from_files, from_arrays, atol=1e-4)
+    assert clf.score(paths, y) >= 0.9
+
+
+def test_domain_adaptation_on_audio(tones):
+    clips, y = tones
+    target = [0.5 * clip[::-1].copy() for clip in clips[:6]]  # another "domain"
+    X = clips + target
+    labels = np.concatenate([y, -np.ones(6, dtype=int)])
+    domain = np.concatenate([np.ones(16, dtype=int), -np.ones(6, dtype=int)])
+    clf = FineTuneClassifier(
+        "keyword_cnn", adaptation="coral", freeze=3, max_epochs=2, **FAST
+    ).fit(X, labels, sample_domain=domain)
+    assert clf.predict(target).shape == (6,)
+    assert set(clf.classes_) == {0, 1}
