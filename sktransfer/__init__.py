@@ -2,7 +2,7 @@
 
 from ._features import PretrainedFeatureExtractor
 from ._finetune import FineTuneClassifier
-from ._inputs import as_image_source, list_image_folder
+from ._inputs import as_audio_source, as_image_source, list_image_folder
 from ._persistence import load_model, save_model
 from ._version import __version__
 from .backbones import (
@@ -16,6 +16,7 @@ __all__ = [
     "FineTuneClassifier",
     "PretrainedFeatureExtractor",
     "Preprocessing",
+    "as_audio_source",
     "as_image_source",
     "list_backbones",
     "list_image_folder",

@@ -23,11 +23,11 @@ from sklearn.pipeline import make_pipeline
 from sktransfer import (
     FineTuneClassifier,
     PretrainedFeatureExtractor,
+    as_audio_source,
     list_backbones,
     load_model,
     save_model,
 )
-from sktransfer._inputs import as_audio_source
 from sktransfer._inputs._audio import resample
 from sktransfer.backbones import backbone_modality
 from sktransfer.backbones._audio_frontend import (
