@@ -16,9 +16,7 @@ frame, so a clip gets the same embedding alone or padded in a batch.
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
-from importlib import resources
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +26,7 @@ from ._audio_frontend import WAVEFORM, AudioPreprocessing, frame_mask, mel_spect
 from ._base import BackboneSpec, WeightsEntry
 from ._pooling import ATTENTION_MASK, HIDDEN_STATES, pool_features
 from ._registry import register_backbone
+from ._shipped import load_packaged_weights, packaged_json
 
 __all__ = [
     "KEYWORD_NAME",
@@ -212,17 +211,11 @@ def _split(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def keyword_cnn_metadata() -> dict:
     """Recipe, corpus, held-out accuracy and sha256 recorded at training time."""
-    text = resources.files("sktransfer._data").joinpath("keyword_cnn.json")
-    return json.loads(text.read_text())
+    return packaged_json("keyword_cnn.json")
 
 
 def _load_keyword_cnn(progress: bool = False) -> dict:
-    from safetensors.torch import load_file
-
-    path = resources.files("sktransfer._data").joinpath(_WEIGHTS_FILE)
-    with resources.as_file(path) as file:
-        state = load_file(str(file))
-    return {key: value.float() for key, value in state.items()}
+    return load_packaged_weights(_WEIGHTS_FILE, progress)
 
 
 def _keyword_weights() -> tuple[WeightsEntry, ...]:

@@ -60,19 +60,29 @@ def _split(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(name, child) for name, child in model.named_children() if name != "fc"]
 
 
-def shipped_metadata() -> dict:
-    """Recipe, accuracy and sha256 recorded when the weights were trained."""
-    text = resources.files("sktransfer._data").joinpath("fmnist_resnet.json")
+def packaged_json(filename: str) -> dict:
+    """A JSON file of ``sktransfer/_data`` (the metadata of shipped weights)."""
+    text = resources.files("sktransfer._data").joinpath(filename)
     return json.loads(text.read_text())
 
 
-def _load_shipped(progress: bool = False) -> dict:
+def load_packaged_weights(filename: str, progress: bool = False) -> dict:
+    """The float32 state dict in the safetensors file ``sktransfer/_data/NAME``."""
     from safetensors.torch import load_file
 
-    path = resources.files("sktransfer._data").joinpath(_WEIGHTS_FILE)
+    path = resources.files("sktransfer._data").joinpath(filename)
     with resources.as_file(path) as file:
         state = load_file(str(file))
     return {key: value.float() for key, value in state.items()}
+
+
+def shipped_metadata() -> dict:
+    """Recipe, accuracy and sha256 recorded when the weights were trained."""
+    return packaged_json("fmnist_resnet.json")
+
+
+def _load_shipped(progress: bool = False) -> dict:
+    return load_packaged_weights(_WEIGHTS_FILE, progress)
 
 
 def _shipped_weights() -> tuple[WeightsEntry, ...]:

@@ -25,11 +25,9 @@ for ``webrtcvad``) is not a dependency.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import OrderedDict
 from collections.abc import Mapping
-from importlib import resources
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +37,7 @@ from ._audio_frontend import WAVEFORM, AudioPreprocessing, mel_spectrogram
 from ._base import BackboneSpec, WeightsEntry
 from ._pooling import ATTENTION_MASK, HIDDEN_STATES
 from ._registry import register_backbone
+from ._shipped import load_packaged_weights, packaged_json
 
 __all__ = ["VOICE_ENCODER", "build_voice_encoder", "voice_windows"]
 
@@ -171,16 +170,11 @@ def _split(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def voice_encoder_metadata() -> dict:
     """Source, licence and sha256 of the shipped weights."""
-    text = resources.files("sktransfer._data").joinpath("voice_encoder.json")
-    return json.loads(text.read_text())
+    return packaged_json("voice_encoder.json")
 
 
 def _load_weights(progress: bool = False) -> dict:
-    from safetensors.torch import load_file
-
-    path = resources.files("sktransfer._data").joinpath(_WEIGHTS_FILE)
-    with resources.as_file(path) as file:
-        return load_file(str(file))
+    return load_packaged_weights(_WEIGHTS_FILE, progress)
 
 
 def _weights() -> tuple[WeightsEntry, ...]:
