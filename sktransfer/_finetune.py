@@ -168,12 +168,16 @@ class FineTuneClassifier(SkorchGlue):
         Test-time augmentation: ``predict`` and ``predict_proba`` average the
         class probabilities of each image and four copies shifted by 1/16 of
         its size (no flips), at five times the prediction cost.
-    freeze_batchnorm : bool, default=False
+    freeze_batchnorm : bool or "auto", default="auto"
         Keep the backbone's BatchNorm layers in inference mode while
         training: they normalise with their pretrained running statistics,
         which never change, while their scale and shift still learn (as Keras
         recommends for fine-tuning). Small batches of a new domain then cannot
-        replace statistics that the pretrained weights rely on.
+        replace statistics that the pretrained weights rely on. "auto" is True
+        for pretrained backbones that ask for it (``"keyword_cnn"``, pretrained
+        under many simulated recording channels: its statistics re-estimated
+        on 20 clean clips per speaker failed on telephone clips, 0.15 against
+        0.46 accuracy) and False otherwise.
     bn_stats : {"auto", "pretrained", "refit"}, default="auto"
         Where the backbone's BatchNorm running statistics start. "refit"
         re-estimates every BatchNorm layer's statistics on the training
@@ -336,7 +340,7 @@ class FineTuneClassifier(SkorchGlue):
         "layer_decay": [Interval(Real, 0, 1, closed="right"), None],
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "weight_averaging": [StrOptions({"swa", "wise"}), None],
-        "freeze_batchnorm": ["boolean"],
+        "freeze_batchnorm": ["boolean", StrOptions({"auto"})],
         "bn_stats": [StrOptions({"auto", "pretrained", "refit"})],
         "recalibrate_bn": ["boolean"],
         "tta": ["boolean"],
@@ -385,7 +389,7 @@ class FineTuneClassifier(SkorchGlue):
         layer_decay=None,
         label_smoothing=0.0,
         weight_averaging=None,
-        freeze_batchnorm=False,
+        freeze_batchnorm="auto",
         bn_stats="auto",
         recalibrate_bn=False,
         tta=False,

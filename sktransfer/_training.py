@@ -196,7 +196,7 @@ def run_training(
         return
     clf._valid_dataset_ = plan.valid
     clf.module_.start_stage = plan.start
-    clf.module_.freeze_batchnorm = clf.freeze_batchnorm
+    clf.module_.freeze_batchnorm = _freezes_batchnorm(clf)
     clf._adaptation_step_ = 0  # DANN's reversal strength follows progress
     clf._adaptation_total_ = planned_steps(clf, plan.train)
     try:
@@ -289,3 +289,11 @@ def _fit_probe(clf, plan: TrainingPlan, labels: np.ndarray) -> None:
         warnings.warn(_probe_advice(clf, features), ConvergenceWarning, stacklevel=2)
     # The head's group comes first (FineTuneClassifier.initialize_optimizer).
     clf.optimizer_.param_groups[0]["lr"] = probed_head_lr(clf.lr, features)
+
+
+def _freezes_batchnorm(clf) -> bool:
+    """``freeze_batchnorm`` with "auto" made concrete: what the backbone asks."""
+    if clf.freeze_batchnorm != "auto":
+        return bool(clf.freeze_batchnorm)
+    backbone = clf.module_.backbone
+    return bool(backbone.keep_batchnorm_stats) and clf._pretrained()

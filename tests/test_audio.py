@@ -319,3 +319,17 @@ def test_domain_adaptation_on_audio(tones):
     ).fit(X, labels, sample_domain=domain)
     assert clf.predict(target).shape == (6,)
     assert set(clf.classes_) == {0, 1}
+
+
+def test_keyword_cnn_keeps_its_batchnorm_statistics_unless_told(tones):
+    clips, y = tones
+    from sktransfer.backbones import resolve_backbone
+
+    pretrained = resolve_backbone("keyword_cnn", "DEFAULT").state_dict()
+    key = "stages.stem.norm.running_mean"
+    params = {"freeze": 0, "max_epochs": 1, "random_state": 0, **FAST}
+    kept = FineTuneClassifier("keyword_cnn", **params).fit(clips, y)
+    torch.testing.assert_close(kept.module_.backbone.state_dict()[key], pretrained[key])
+    refit = FineTuneClassifier("keyword_cnn", freeze_batchnorm=False, **params)
+    refit.fit(clips, y)
+    assert not torch.equal(refit.module_.backbone.state_dict()[key], pretrained[key])

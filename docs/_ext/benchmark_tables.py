@@ -214,6 +214,34 @@ def _domain_adaptation(doc: dict) -> str:
     )
 
 
+def _few_shot(doc: dict) -> str:
+    """Per task: methods x labels per class, accuracy mean ± std over seeds."""
+    rows = doc.get("rows", [])
+    out = []
+    for task in dict.fromkeys(r["task"] for r in rows):
+        mine = [r for r in rows if r["task"] == task]
+        ks = sorted({r["per_class"] for r in mine})
+        cells = []
+        for method in dict.fromkeys(r["method"] for r in mine):
+            cell = {"method": method}
+            for k in ks:
+                values = [
+                    r["accuracy"]
+                    for r in mine
+                    if r["method"] == method and r["per_class"] == k
+                ]
+                mean = sum(values) / len(values) if values else None
+                spread = (
+                    (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+                    if values
+                    else None
+                )
+                cell[f"{k}/class"] = f"{mean:.3f} ± {spread:.3f}" if values else "–"
+            cells.append(cell)
+        out.append(f"**{task}** (accuracy, mean ± std over seeds)\n\n{table(cells)}")
+    return "\n".join(out)
+
+
 # The table layout of each results file; files named after a prefix of
 # PREFIX_LAYOUTS (recipe_ablation_lite0, user_input_scale_digits) use its layout.
 LAYOUTS = {
@@ -233,6 +261,8 @@ LAYOUTS = {
 }
 PREFIX_LAYOUTS = {
     "recipe_ablation": _recipe_ablation,
+    "speech_few_shot": _few_shot,
+    "text_few_shot": _few_shot,
     "user_input_scale": _user_input_scale,
 }
 
@@ -248,6 +278,7 @@ def render(path: Path) -> str:
     machine = doc.get("machine", {})
     facts = [
         f"`{doc.get('command', path.stem)}`",
+        f"commit {doc['commit']}" if doc.get("commit") else "",
         machine.get("date", ""),
         f"{machine.get('cpu', '?')} x {machine.get('cpu_count', '?')}",
         f"torch {machine.get('torch', '?')}",

@@ -115,6 +115,11 @@ class BackboneSpec:
         Networks pretrained on large data recommend one far below a new
         head's: ``IMAGENET_FINETUNE_LR`` for ImageNet-scale image networks,
         ``5e-5`` for text transformers.
+    keep_batchnorm_stats : bool, default=False
+        Fine-tuning keeps its BatchNorm layers in inference mode (pretrained
+        running statistics) unless the user sets ``freeze_batchnorm``: for
+        networks pretrained under many recording channels, whose statistics a
+        few clips of one channel would replace.
     """
 
     name: str
@@ -128,6 +133,7 @@ class BackboneSpec:
     modality: str = "image"
     mid_layers: tuple[str, ...] | None = None
     finetune_lr: float | None = None
+    keep_batchnorm_stats: bool = False
 
     def weight_names(self) -> list[str]:
         """Names accepted as ``weights=`` besides None, ``"DEFAULT"`` and paths."""
@@ -156,6 +162,9 @@ class Backbone(nn.Module):
         The stages ``layer="mid"`` stands for (see :meth:`taps`).
     finetune_lr : float or None, default=None
         Recommended learning rate for fine-tuning these (pretrained) stages.
+    keep_batchnorm_stats : bool, default=False
+        Whether fine-tuning should keep the pretrained BatchNorm statistics
+        (see :class:`BackboneSpec`).
 
     Examples
     --------
@@ -187,6 +196,7 @@ class Backbone(nn.Module):
         modality: str = "image",
         mid_layers: tuple[str, ...] | None = None,
         finetune_lr: float | None = None,
+        keep_batchnorm_stats: bool = False,
     ) -> None:
         super().__init__()
         self.stages = nn.Sequential(OrderedDict(stages))
@@ -197,6 +207,7 @@ class Backbone(nn.Module):
         self.modality = modality
         self.mid_layers = mid_layers
         self.finetune_lr = finetune_lr
+        self.keep_batchnorm_stats = bool(keep_batchnorm_stats)
         # Dry-run output shapes, keyed by (stop, preprocessing): see output_shape.
         self._shapes: dict = {}
 

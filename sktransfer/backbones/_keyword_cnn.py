@@ -246,5 +246,9 @@ register_backbone(
         family="shipped",
         modality="audio",
         mid_layers=("block3", "block4"),
+        # Pretrained under noise, gains and band limits: statistics re-fitted
+        # on a few clean clips misfit other channels (speaker task, 20 clips
+        # per speaker, telephone test: 0.15 accuracy, against 0.46 kept).
+        keep_batchnorm_stats=True,
     )
 )

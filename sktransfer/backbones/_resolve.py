@@ -300,6 +300,7 @@ def _resolve_registered(
         modality=spec.modality,
         mid_layers=spec.mid_layers,
         finetune_lr=spec.finetune_lr,
+        keep_batchnorm_stats=spec.keep_batchnorm_stats,
     )
 
 
