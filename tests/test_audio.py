@@ -333,3 +333,23 @@ def test_keyword_cnn_keeps_its_batchnorm_statistics_unless_told(tones):
     refit = FineTuneClassifier("keyword_cnn", freeze_batchnorm=False, **params)
     refit.fit(clips, y)
     assert not torch.equal(refit.module_.backbone.state_dict()[key], pretrained[key])
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        PretrainedFeatureExtractor("voice_encoder", sample_rate=8000),
+        FineTuneClassifier("keyword_cnn", sample_rate=22050),
+    ],
+    ids=["extractor", "classifier"],
+)
+@pytest.mark.parametrize(
+    "check",
+    ["check_get_params_invariance", "check_set_params", "check_estimator_repr"],
+)
+def test_scikit_learn_checks_that_need_no_tabular_data(estimator, check):
+    """scikit-learn's checks feed tabular rows, which are not clips; these run
+    on the estimator object itself, with an audio backbone."""
+    from sklearn.utils import estimator_checks
+
+    getattr(estimator_checks, check)(type(estimator).__name__, estimator)
