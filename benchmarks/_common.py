@@ -192,13 +192,17 @@ def git_commit() -> str:
     return (head or "unknown") + ("+dirty" if dirty else "")
 
 
+# The commit the benchmark started from (a commit made while it ran is not it).
+COMMIT_AT_START = git_commit()
+
+
 def write_results(name: str, payload: dict) -> Path:
     """Write ``payload`` (plus :func:`machine_info`) to ``results/NAME.json``."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
     document = {
         "benchmark": name,
-        "commit": git_commit(),
+        "commit": COMMIT_AT_START,
         "machine": machine_info(),
         **payload,
     }
