@@ -242,6 +242,20 @@ def _few_shot(doc: dict) -> str:
     return "\n".join(out)
 
 
+def _speech_throughput(doc: dict) -> str:
+    speed = [
+        {
+            "backbone": r["backbone"],
+            "clips": r["n"],
+            **{path: v["clips_per_s"] for path, v in r["rows"].items()},
+            "transform / sorted loop": r["ratio_vs_sorted_raw"],
+        }
+        for r in doc.get("speed", [])
+    ]
+    intro = f"Clips per second ({doc.get('clips', '')}):\n\n"
+    return intro + table(speed) + "\nPeak memory:\n\n" + table(doc.get("memory", []))
+
+
 # The table layout of each results file; files named after a prefix of
 # PREFIX_LAYOUTS (recipe_ablation_lite0, user_input_scale_digits) use its layout.
 LAYOUTS = {
@@ -258,6 +272,7 @@ LAYOUTS = {
     "scale_out": _scale_out,
     "stage_memory": _stage_memory,
     "user_stage_lists": _user_stage_lists,
+    "speech_throughput": _speech_throughput,
 }
 PREFIX_LAYOUTS = {
     "recipe_ablation": _recipe_ablation,
