@@ -74,6 +74,9 @@ class AudioSource(InputSource):
         Rate of the array clips (files carry their own).
     kind : {"array", "paths"}
         What the clips are.
+    durations : sequence of float or None, default=None
+        Seconds of every clip when already known (files' headers); else read
+        when first needed.
 
     Examples
     --------
@@ -86,11 +89,12 @@ class AudioSource(InputSource):
     [1, 0]
     """
 
-    def __init__(self, clips: Sequence, sample_rate: int, kind: str):
+    def __init__(self, clips: Sequence, sample_rate: int, kind: str, durations=None):
         self._clips = clips
         self.sample_rate = int(sample_rate)
         self.kind = kind
-        self._lengths: np.ndarray | None = None
+        # Files' durations come from the header reads that validated them.
+        self._lengths = None if durations is None else np.asarray(durations, float)
 
     def __len__(self) -> int:
         return len(self._clips)
@@ -219,17 +223,20 @@ def _check_2d_batch(X: np.ndarray, argument: str) -> None:
         )
 
 
-def _check_paths(paths: Sequence, argument: str) -> None:
+def _check_paths(paths: Sequence, argument: str) -> list[float]:
+    """Read every file's header: its duration, or an error naming the file."""
     soundfile = _soundfile()
+    durations = []
     for position, path in enumerate(paths):
         try:
-            soundfile.info(os.fspath(path))
+            durations.append(soundfile.info(os.fspath(path)).duration)
         except Exception as error:
             reason = "no such file" if not os.path.exists(path) else str(error)
             raise AudioInputError(
                 f"{argument}[{position}] = {os.fspath(path)!r} cannot be read as "
                 f"audio ({reason}); pass paths to wav, flac or ogg files."
             ) from None
+    return durations
 
 
 def as_audio_source(
@@ -319,8 +326,7 @@ def as_audio_source(
         raise AudioInputError(f"{argument} contains 0 clips; pass at least one.")
     paths = [_is_path(value) for value in X]
     if all(paths):
-        _check_paths(X, argument)
-        return AudioSource(X, sample_rate, "paths")
+        return AudioSource(X, sample_rate, "paths", _check_paths(X, argument))
     if any(paths):
         raise AudioInputError(
             f"{argument} mixes file paths and arrays (item {paths.index(True)} is a "
