@@ -188,27 +188,40 @@ def folder_spec(
             f"'{_MINILM_PACKAGE.replace('_', '-')}': {INSTALL_HINT}"
         )
     tokenization = Tokenization(folder, info.max_length, info.limit, hint)
-    entry = WeightsEntry(
-        name="pretrained",
-        load_state_dict=functools.partial(_load_pretrained, folder, name),
-        preprocessing=tokenization,
-        description=f"the weights in {folder}",
-    )
-    return BackboneSpec(
-        name=name,
-        build=functools.partial(_build, folder, name),
+    return _local_folder_spec(
+        name,
+        folder,
+        tokenization,
         split=functools.partial(
             encoder_split, mode=info.mode, normalize=info.normalize
         ),
         embedding_dim=info.hidden_size,
         head="pooler",
-        preprocessing=tokenization,
-        weights=lambda: (entry,),
         family=family,
         modality="text",
         # Sentence encoders are trained to make their final pooled output.
         mid_layers=("pool",),
+    )
+
+
+def _local_folder_spec(
+    name: str, folder: str | None, preprocessing, **fields
+) -> BackboneSpec:
+    """The spec of a transformers model in a local ``folder``: built from its
+    config, its weights read from the folder, fine-tuned at ``FINETUNE_LR``."""
+    entry = WeightsEntry(
+        name="pretrained",
+        load_state_dict=functools.partial(_load_pretrained, folder, name),
+        preprocessing=preprocessing,
+        description=f"the weights in {folder}",
+    )
+    return BackboneSpec(
+        name=name,
+        build=functools.partial(_build, folder, name),
+        preprocessing=preprocessing,
+        weights=lambda: (entry,),
         finetune_lr=FINETUNE_LR,
+        **fields,
     )
 
 
@@ -246,25 +259,17 @@ def speech_folder_spec(name: str, path: str, model_type: str) -> BackboneSpec:
         min_seconds=field / rate,
         normalize=bool(extractor.get("do_normalize", True)),
     )
-    entry = WeightsEntry(
-        name="pretrained",
-        load_state_dict=functools.partial(_load_pretrained, path, name),
-        preprocessing=preprocessing,
-        description=f"the weights in {path}",
-    )
-    return BackboneSpec(
-        name=name,
-        build=functools.partial(_build, path, name),
+    # Transformer layers: fine-tuned gently (FINETUNE_LR), as text encoders are.
+    return _local_folder_spec(
+        name,
+        path,
+        preprocessing,
         split=speech_encoder_split,
         embedding_dim=int(config.hidden_size),
         head="",
-        preprocessing=preprocessing,
-        weights=lambda: (entry,),
         family="huggingface",
         modality="audio",
         mid_layers=_mid_speech_layers(int(config.num_hidden_layers)),
-        # Transformer layers: fine-tuned gently, as text encoders are.
-        finetune_lr=FINETUNE_LR,
     )
 
 
