@@ -12,6 +12,7 @@ from torch import nn
 from ._adaptation import ADAPTATIONS, check_adaptation
 from ._inputs import source_image_size
 from ._network import build_network
+from ._sample_weight import check_fit_params, check_sample_weight
 from ._skorch_glue import SkorchGlue
 from ._training import run_training
 from ._transfer_net import TransferNet
@@ -476,7 +477,7 @@ class FineTuneClassifier(SkorchGlue):
         return self
 
     # ------------------------------------------------------------- estimator
-    def fit(self, X, y, sample_domain=None, **fit_params):
+    def fit(self, X, y, sample_weight=None, sample_domain=None, **fit_params):
         """Fit the head (and the unfrozen stages) on inputs ``X``, labels ``y``.
 
         Parameters
@@ -487,22 +488,34 @@ class FineTuneClassifier(SkorchGlue):
         y : array-like of shape (n_samples,)
             Labels of any hashable type (strings too); -1 on unlabelled target
             rows of domain adaptation.
+        sample_weight : array-like of shape (n_samples,), default=None
+            How much each row counts: its loss is multiplied by its weight in
+            the probe (an integer weight equals repeating the row), in every
+            training step (each batch's loss is the weighted mean, so a weight
+            of 0 drops the row) and in the validation loss early stopping
+            watches. Unlabelled target rows of domain adaptation are aligned
+            unweighted. Combines with ``class_weight`` by multiplication.
         sample_domain : array-like of int of shape (n_samples,), default=None
             skada's domain ids: non-negative for source rows, negative for
             target rows (whose ``y`` must be -1). Only needed for domain
             adaptation (``adaptation``); with ``adaptation`` set and no
             ``sample_domain``, rows labelled -1 are the target rows.
+        **fit_params : dict
+            Refused with a ``TypeError``: training options are constructor
+            parameters.
 
         Returns
         -------
         self : FineTuneClassifier
         """
         continuing = self.warm_start and getattr(self, "initialized_", False)
+        check_fit_params(self, fit_params)
         self._check_parameters()
         source = self._as_source(X)
         y_encoded, domains = self._encode_labels(
             y, len(source), refit=not continuing, sample_domain=sample_domain
         )
+        weights = check_sample_weight(sample_weight, len(source), domains.source)
         if not continuing:
             self._input_size = source_image_size(source)
             self._adapts_this_fit = bool(self.adaptation) and bool(
@@ -514,30 +527,48 @@ class FineTuneClassifier(SkorchGlue):
             if not continuing:
                 self.initialize()
             self._check_adaptation()
-            self._train(source, y_encoded, domains, probe=not continuing, **fit_params)
+            self._train(source, y_encoded, domains, weights, probe=not continuing)
         return self
 
-    def partial_fit(self, X, y=None, classes=None, sample_domain=None, **fit_params):
+    def partial_fit(
+        self,
+        X,
+        y=None,
+        classes=None,
+        sample_weight=None,
+        sample_domain=None,
+        **fit_params,
+    ):
         """Train ``max_epochs`` more epochs on ``X, y`` without re-initialising.
 
         The first call behaves like ``fit``; later calls keep the model, the
         optimiser state and ``classes_`` (labels outside ``classes_`` are
-        rejected). ``sample_domain`` is as in :meth:`fit`.
+        rejected). ``sample_weight`` and ``sample_domain`` are as in
+        :meth:`fit`.
         """
+        check_fit_params(self, fit_params)
         if not getattr(self, "initialized_", False):
-            return self.fit(X, y, sample_domain=sample_domain, **fit_params)
+            return self.fit(
+                X, y, sample_weight=sample_weight, sample_domain=sample_domain
+            )
         check_width(self, X, reset=False)
         source = self._as_source(X)
         y_encoded, domains = self._encode_labels(
             y, len(source), refit=False, sample_domain=sample_domain
         )
+        weights = check_sample_weight(sample_weight, len(source), domains.source)
         with self._seeded():
-            self._train(source, y_encoded, domains, probe=False, **fit_params)
+            self._train(source, y_encoded, domains, weights, probe=False)
         return self
 
-    def _train(self, source, y_encoded, domains, *, probe: bool, **fit_params):
+    def _train(self, source, y_encoded, domains, sample_weight, *, probe: bool):
         run_training(
-            self, source, y_encoded, probe=probe, domains=domains, **fit_params
+            self,
+            source,
+            y_encoded,
+            probe=probe,
+            domains=domains,
+            sample_weight=sample_weight,
         )
 
     def _check_adaptation(self) -> None:

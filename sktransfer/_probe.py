@@ -3,6 +3,12 @@
 With frozen features, training a linear head is convex. Instead of hoping that a
 few epochs of Adam reach the optimum, scikit-learn's ``LogisticRegression`` solves
 it and its coefficients are copied into the head.
+
+The features are centred before the solver sees them and the intercept is moved
+back afterwards: the intercept is not penalised, so this leaves the optimum
+unchanged, while the solver no longer fights the large common offset of
+non-negative (ReLU) features. On those, Newton-CG reaches the optimum in about
+15 iterations where L-BFGS needed 400-750 (``benchmarks/frozen_probe_speed.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from torch import nn
 
 __all__ = ["PROBE_MAX_ITER", "fit_linear_probe"]
 
-PROBE_MAX_ITER = 5000
+PROBE_MAX_ITER = 1000  # Newton iterations: it needs tens
+FLOAT32_MAX_ITER = 50
 
 
 @torch.no_grad()
@@ -28,14 +35,16 @@ def fit_linear_probe(
     *,
     C: float = 1.0,
     class_weight=None,
+    sample_weight: np.ndarray | None = None,
 ) -> bool:
     """Set ``linear`` (``n_classes`` outputs) to the L2 logistic-regression optimum.
 
     ``labels`` are encoded classes ``0 .. n_classes - 1``; classes missing from
-    ``labels`` keep their current weights. Returns whether the solver converged
-    within ``PROBE_MAX_ITER`` iterations. scikit-learn's warning is not passed
-    on: it advises raising ``max_iter``, which the caller's users cannot set,
-    so the caller says what they can do.
+    ``labels`` keep their current weights. ``sample_weight`` weighs each row's
+    loss as in scikit-learn (an integer weight equals repeating the row).
+    Returns whether the solver converged within ``PROBE_MAX_ITER`` iterations.
+    scikit-learn's warning is not passed on: it advises raising ``max_iter``,
+    which the caller's users cannot set, so the caller says what they can do.
 
     Examples
     --------
@@ -50,15 +59,31 @@ def fit_linear_probe(
     >>> head(torch.tensor([[0.0], [3.0]], dtype=torch.float32)).argmax(1).tolist()
     [0, 1]
     """
+    features = np.asarray(features)
+    centre = np.average(features, axis=0, weights=_nonzero(sample_weight))
     probe = LogisticRegression(
-        C=C, class_weight=class_weight, tol=1e-6, max_iter=PROBE_MAX_ITER
+        C=C,
+        class_weight=class_weight,
+        solver="newton-cg",
+        tol=1e-6,
+        max_iter=FLOAT32_MAX_ITER,
+        warm_start=True,
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        probe.fit(features, labels)
-    coef = torch.as_tensor(probe.coef_, dtype=linear.weight.dtype)
-    intercept = torch.as_tensor(probe.intercept_, dtype=linear.bias.dtype)
-    coef, intercept = coef.to(linear.weight.device), intercept.to(linear.bias.device)
+    # float32 halves the solver's time and reaches the same optimum on features
+    # of ordinary scale; where its rounding stalls the solver (huge features),
+    # float64 goes on from where it stopped.
+    centred = (features - centre).astype(np.float32)
+    converged = _solve(probe, centred, labels, sample_weight)
+    if not converged:
+        probe.max_iter = PROBE_MAX_ITER
+        centred = features.astype(np.float64) - centre
+        converged = _solve(probe, centred, labels, sample_weight)
+    coef = probe.coef_.astype(np.float64)
+    intercept = probe.intercept_ - coef @ centre  # back to uncentred features
+    coef = torch.as_tensor(coef, dtype=linear.weight.dtype, device=linear.weight.device)
+    intercept = torch.as_tensor(
+        intercept, dtype=linear.bias.dtype, device=linear.bias.device
+    )
     if linear.out_features == 2:
         # Binary LR gives one logit; [0, z] has the same softmax.
         linear.weight.zero_()
@@ -69,4 +94,24 @@ def fit_linear_probe(
         present = torch.as_tensor(probe.classes_)
         linear.weight[present] = coef
         linear.bias[present] = intercept
-    return bool(np.all(probe.n_iter_ < PROBE_MAX_ITER))
+    return converged
+
+
+def _solve(probe, features, labels, sample_weight) -> bool:
+    """Fit ``probe``; whether it converged (within max_iter, no failed search)."""
+    with warnings.catch_warnings(record=True) as caught:
+        # Newton-CG reports a failed line search as a plain UserWarning.
+        warnings.simplefilter("always")
+        probe.fit(features, labels, sample_weight=sample_weight)
+    stalled = any(
+        issubclass(w.category, ConvergenceWarning) or "Line Search" in str(w.message)
+        for w in caught
+    )
+    return not stalled and bool(np.all(probe.n_iter_ < probe.max_iter))
+
+
+def _nonzero(sample_weight):
+    """Weights for the centre: None when absent (or all zero, left to sklearn)."""
+    if sample_weight is None or not np.any(sample_weight):
+        return None
+    return sample_weight

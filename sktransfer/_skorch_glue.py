@@ -1,12 +1,12 @@
-"""The skorch side of FineTuneClassifier: callbacks, optimiser groups, devices.
+"""The skorch side of FineTuneClassifier: data, labels, inference and persistence.
 
 :class:`SkorchGlue` adapts skorch's ``NeuralNetClassifier`` to a network that is
-a :class:`~sktransfer._runtime.BackboneRuntime`: the runtime places the module
-and moves batches, so the public ``device`` parameter (which may be ``"auto"``)
-is never rewritten and skorch never moves anything itself. It also defines the
-default callbacks (validation accuracy, cosine schedule, early stopping), the
-two learning-rate groups (head and backbone), seeding, the repr, and pickling
-that keeps the ``device`` parameter as the user set it.
+a :class:`~sktransfer._runtime.BackboneRuntime`. What it adapts lives in one
+module each: the callbacks (:mod:`sktransfer._skorch_callbacks`), the optimiser
+groups (:mod:`sktransfer._skorch_optimizer`), the loss
+(:mod:`sktransfer._skorch_loss`) and the device (:mod:`sktransfer._skorch_device`).
+This class keeps the rest: batches, seeding, label encoding, predictions sorted
+for speed, the persistent state, tags and the repr.
 """
 
 from __future__ import annotations
@@ -19,38 +19,24 @@ import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import validate_parameter_constraints
 from skorch import NeuralNetClassifier
-from skorch.callbacks import EarlyStopping, EpochScoring
-from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ._adaptation import (
-    MASKED_LABEL,
-    DomainBatches,
-    Domains,
-    coral_loss,
-    resolve_domains,
-    reversal_strength,
-)
+from ._adaptation import MASKED_LABEL, DomainBatches, Domains, resolve_domains
 from ._inputs import SourceDataset, collate_samples
 from ._labels import check_labels, encode_labels, fit_classes
-from ._recipe import (
-    EvenBatches,
-    StartInterpolation,
-    StepSchedule,
-    WeightAveraging,
-    stage_lr_scales,
-)
-from ._runtime import to_device
-from ._training import criterion_weight, seed_of, starts_from_probe
+from ._recipe import EvenBatches
+from ._skorch_callbacks import CallbacksMixin
+from ._skorch_device import DeviceMixin
+from ._skorch_loss import LossMixin
+from ._skorch_optimizer import OptimizerMixin
+from ._training import seed_of
 from ._validation import (
     check_normalisation,
     check_width,
     input_modality,
-    interactive_session,
     resolve_device,
 )
 from .backbones import check_backbone_argument
-from .backbones._resolve import is_own_module
 from .backbones._weights import load_weights_into
 
 __all__ = ["SkorchGlue"]
@@ -58,122 +44,10 @@ __all__ = ["SkorchGlue"]
 _CRITERION_WEIGHT = "__criterion__.weight"
 
 
-def _encoded_accuracy(net, X, y) -> float:
-    """Validation accuracy on the encoded labels skorch sees during training."""
-    return float((net.predict_proba(X).argmax(axis=1) == np.asarray(y)).mean())
-
-
-def _trainable(stage: nn.Module) -> list[nn.Parameter]:
-    return [p for p in stage.parameters() if p.requires_grad]
-
-
-class SkorchGlue(NeuralNetClassifier):
+class SkorchGlue(
+    CallbacksMixin, OptimizerMixin, LossMixin, DeviceMixin, NeuralNetClassifier
+):
     """skorch hooks shared by sktransfer's trainable estimators (not public)."""
-
-    @property
-    def _default_callbacks(self):
-        callbacks = [
-            (name, callback)
-            for name, callback in super()._default_callbacks
-            if name != "valid_acc"
-        ]
-        callbacks.insert(
-            -1,
-            (
-                "valid_acc",
-                EpochScoring(
-                    _encoded_accuracy, name="valid_acc", lower_is_better=False
-                ),
-            ),
-        )
-        schedule = StepSchedule(cosine=self.schedule == "cosine", warmup=self.warmup)
-        callbacks.insert(-1, ("lr_schedule", schedule))
-        if self.weight_averaging == "swa":
-            callbacks.insert(-1, ("weight_averaging", WeightAveraging()))
-        elif self.weight_averaging == "wise":
-            callbacks.insert(-1, ("weight_averaging", StartInterpolation()))
-        if self.early_stopping:
-            stopper = EarlyStopping(
-                monitor="valid_loss", patience=self.n_iter_no_change, load_best=True
-            )
-            callbacks.insert(-1, ("early_stopping", stopper))
-        return callbacks
-
-    # skorch would move module_ and criterion_ to ``device``, which may be
-    # "auto"; initialize_module/initialize_criterion place them on device_.
-    def _initialize_module(self, reason=None):
-        with self._current_init_context("module"):
-            self.initialize_module()
-            self.module_ = self.torch_compile(self.module_, name="module")
-        return self
-
-    def _initialize_criterion(self, reason=None):
-        with self._current_init_context("criterion"):
-            self.initialize_criterion()
-        return self
-
-    def _resolved_device(self) -> torch.device:
-        if getattr(self, "device_", None) is None:
-            self.device_ = resolve_device(self.device)
-        return self.device_
-
-    def initialize_criterion(self):
-        weight = criterion_weight(self.class_weight, self.classes_, self._y_encoded_)
-        self.criterion_ = nn.CrossEntropyLoss(
-            weight=weight, label_smoothing=self.label_smoothing
-        ).to(self._resolved_device())
-        return self
-
-    def _pretrained(self) -> bool:
-        # A user's module arrives with its own (presumably trained) parameters.
-        return self.weights is not None or is_own_module(self.backbone)
-
-    def _backbone_lr(self) -> float:
-        if self.backbone_lr is not None:
-            return float(self.backbone_lr)
-        backbone = getattr(self.module_, "backbone", None)
-        recommended = getattr(backbone, "finetune_lr", None)
-        if recommended is not None and self._pretrained():
-            return float(recommended)
-        if starts_from_probe(self):
-            # The head already fits: the stages below move at a third of its
-            # rate (linear probing, then fine-tuning; results/recipe_ablation_taps_lr).
-            return self.lr / 3
-        # A random head: one rate for both, as good or better than lr / 3
-        # (results/recipe_ablation_schedule).
-        return self.lr
-
-    def initialize_optimizer(self, triggered_directly=None):
-        # The head first, then one group per trainable backbone stage
-        # (layer-wise rates) under it.
-        module = self.module_
-        stages = list(module.backbone.stages)
-        final_head = module.final_head
-        shared = module.taps[-1] if final_head is not None else len(stages)
-        trainable = [
-            params
-            for params in (_trainable(stage) for stage in stages[:shared])
-            if params  # frozen stages are not handed to the optimiser at all
-        ]
-        # The last trainable stage learns at backbone_lr, earlier ones slower.
-        scales = stage_lr_scales(len(trainable), self.layer_decay)
-        groups = [{"params": list(module.head.parameters()), "lr": self.lr}]
-        if final_head is not None:
-            # The stages after the taps feed the final head only: they learn
-            # at its rate (a slower one measured no better).
-            tail = [p for stage in stages[shared:] for p in _trainable(stage)]
-            groups.append({"params": [*final_head.parameters(), *tail], "lr": self.lr})
-        discriminator = getattr(self, "domain_discriminator_", None)
-        if discriminator is not None:  # DANN's domain classifier learns as the head
-            groups.append({"params": list(discriminator.parameters()), "lr": self.lr})
-        for params, scale in zip(trainable, scales, strict=True):
-            groups.append({"params": params, "lr": self._backbone_lr() * scale})
-        _, kwargs = self.get_params_for_optimizer("optimizer", [])
-        kwargs.pop("lr", None)
-        if self.optimizer is torch.optim.AdamW:
-            kwargs.setdefault("weight_decay", self.weight_decay)
-        self.optimizer_ = self.optimizer(groups, **kwargs)
-        return self
 
     def get_iterator(self, dataset, training=False):
         # skorch's, with batches of texts collated into object arrays (which
@@ -200,62 +74,6 @@ class SkorchGlue(NeuralNetClassifier):
             batches = EvenBatches(len(dataset), kwargs.pop("batch_size"))
             return iterator(dataset, batch_sampler=batches, **kwargs)
         return iterator(dataset, **kwargs)
-
-    def _adapting(self) -> bool:
-        target = getattr(self, "_target_rows_", None)
-        return self.module_.training and target is not None
-
-    def infer(self, x, **fit_params):
-        # The module (a BackboneRuntime) moves batches to its own device.
-        if self._adapting():
-            return self.module_.logits_and_features(x, **fit_params)
-        return self.module_(x, **fit_params)
-
-    def get_loss(self, y_pred, y_true, *args, **kwargs):
-        if isinstance(y_pred, tuple):  # domain adaptation: (logits, features)
-            return self._adaptation_loss(*y_pred, y_true)
-        y_true = to_device(torch.as_tensor(y_true), y_pred.device)
-        if y_pred.ndim == 3:  # training with a final head: (batch, head, class)
-            heads = y_pred.float().unbind(1)
-            return sum(self.criterion_(logits, y_true) for logits in heads)
-        return self.criterion_(y_pred.float(), y_true)
-
-    def _adaptation_loss(self, logits, features, y_true) -> torch.Tensor:
-        """Source cross-entropy plus ``adaptation_weight`` x the alignment term."""
-        y_true = to_device(torch.as_tensor(y_true), logits.device)
-        source = y_true >= 0
-        loss = self.criterion_(logits[source].float(), y_true[source])
-        target = ~source
-        if source.sum() < 2 or target.sum() < 2:
-            return loss  # covariances need two rows of each domain
-        if self.adaptation == "coral":
-            # On the class scores, as Deep CORAL's paper does (its fc8): it
-            # aligned better than the head's input features on both shifts of
-            # benchmarks/domain_adaptation.py.
-            align = coral_loss(logits[source], logits[target])
-        else:
-            self._adaptation_step_ = getattr(self, "_adaptation_step_", 0) + 1
-            progress = self._adaptation_step_ / self._adaptation_total_
-            domain_logits = self.domain_discriminator_(
-                features, reversal_strength(progress)
-            )
-            align = nn.functional.binary_cross_entropy_with_logits(
-                domain_logits, target.float()
-            )
-        return loss + self.adaptation_weight * align
-
-    def load_params(self, *args, **kwargs):
-        # skorch maps loaded tensors to ``device``; "auto" is not a torch device,
-        # so present the resolved one while skorch loads (skorch itself may
-        # reset ``device`` here when that device is missing).
-        requested = self.device
-        if requested == "auto":
-            self.device = str(self._resolved_device())
-        try:
-            return super().load_params(*args, **kwargs)
-        finally:
-            if requested == "auto":
-                self.device = requested
 
     def _get_param_names(self):
         # skorch's bookkeeping set is not a hyperparameter.
@@ -405,20 +223,6 @@ class SkorchGlue(NeuralNetClassifier):
         tags.non_deterministic = self.random_state is None
         return tags
 
-    @contextlib.contextmanager
-    def _progress(self):
-        """``verbose=None``: skorch's epoch table in interactive sessions only."""
-        if self.verbose is not None:
-            yield
-            return
-        # skorch's PrintLog reads ``verbose`` at each epoch's end; the parameter
-        # is set back when training ends.
-        self.verbose = int(interactive_session())
-        try:
-            yield
-        finally:
-            self.verbose = None
-
     def _inference_dataset(self, X):
         if isinstance(X, Dataset):
             return X
@@ -442,21 +246,3 @@ class SkorchGlue(NeuralNetClassifier):
         ]
         state = "" if getattr(self, "initialized_", False) else "[unfitted]"
         return f"{type(self).__name__}{state}({', '.join(changed)})"
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        # skorch maps tensors to state["device"] when unpickling, so it must be
-        # a real device: the one fitted on, or the CPU before fit ("auto" is
-        # not one, and an unfitted net holds no tensors). The parameter travels
-        # apart, unchanged, so an unfitted "auto" is resolved where fit runs.
-        fitted_on = state.get("device_")
-        state["device"] = str(fitted_on) if fitted_on is not None else "cpu"
-        state["_device_param"] = self.device
-        return state
-
-    def __setstate__(self, state):
-        requested = state.pop("_device_param", state.get("device"))
-        super().__setstate__(state)
-        if hasattr(self, "device_"):
-            self.device_ = torch.device(self.device)
-        self.device = requested

@@ -34,6 +34,7 @@ from ._recipe import (
     recalibrate_batchnorm,
     refits_bn_stats,
 )
+from ._sample_weight import WeightedRows
 from .backbones._resolve import is_own_module
 from .exceptions import CacheTooLargeError
 
@@ -83,7 +84,13 @@ def seed_of(random_state) -> int | None:
 
 
 def plan_training(
-    clf, source, y_encoded: np.ndarray, *, probe: bool, domains: Domains | None = None
+    clf,
+    source,
+    y_encoded: np.ndarray,
+    *,
+    probe: bool,
+    domains: Domains | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> TrainingPlan:
     """Prepare the data of one training call of the classifier ``clf``.
 
@@ -92,6 +99,8 @@ def plan_training(
     embeddings of the training rows. ``domains`` (domain adaptation) says which
     rows are unlabelled target rows (``y_encoded`` -1): they are trained on,
     next to the source rows, only when ``clf.adaptation`` is set.
+    ``sample_weight`` (checked, one per row) weighs the rows in the probe and in
+    the loss (:mod:`sktransfer._sample_weight`).
     """
     module = clf.module_
     labelled = np.ones(len(y_encoded), bool) if domains is None else domains.source
@@ -117,6 +126,8 @@ def plan_training(
     if clf.cache_frozen and cache_stop > 0 and not clf.augment:
         outputs = _frozen_outputs(clf, source, cache_stop)
     data = raw if outputs is None else outputs_dataset(outputs.values, y_encoded)
+    if sample_weight is not None:
+        data = WeightedRows(data, sample_weight)
     start = cache_stop if outputs is not None else 0
     plan = TrainingPlan(
         train=Subset(data, train_index),
@@ -125,7 +136,8 @@ def plan_training(
         outputs=outputs,
     )
     if probe and starts_from_probe(clf):
-        _fit_probe(clf, plan, y_encoded[train_index])
+        weights = None if sample_weight is None else sample_weight[train_index]
+        _fit_probe(clf, plan, y_encoded[train_index], weights)
         # Head-only with a linear head is convex: the probe is the optimum.
         plan.done = not _trains_backbone(module)
     return plan
@@ -148,8 +160,9 @@ def _probe_advice(clf, features: np.ndarray) -> str:
     )
     return (
         f"{type(clf).__name__}: the logistic regression that starts the head "
-        f"(probe_C={clf.probe_C}) stopped after {PROBE_MAX_ITER} iterations "
-        f"without converging, on embeddings of mean standard deviation "
+        f"(probe_C={clf.probe_C}) stopped without converging (its Newton-CG "
+        f"solver stalled, or ran {PROBE_MAX_ITER} iterations) on embeddings of "
+        "mean standard deviation "
         f"{spread:.3g}; {then}. A smaller probe_C (a stronger L2 penalty) "
         f"converges faster.{own}"
     )
@@ -174,14 +187,27 @@ def _trains_backbone(module) -> bool:
 
 
 def run_training(
-    clf, source, y_encoded, *, probe: bool, domains: Domains | None = None, **fit_params
+    clf,
+    source,
+    y_encoded,
+    *,
+    probe: bool,
+    domains: Domains | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> None:
     """One ``fit``/``partial_fit`` of ``clf``: plan, train the steps, finish.
 
     Sets ``used_cache_``, ``cache_nbytes_``, ``cache_hit_`` and ``n_epochs_``
     (``max_epochs`` resolved; 0 when the probe already is the optimum).
     """
-    plan = plan_training(clf, source, y_encoded, probe=probe, domains=domains)
+    plan = plan_training(
+        clf,
+        source,
+        y_encoded,
+        probe=probe,
+        domains=domains,
+        sample_weight=sample_weight,
+    )
     clf.used_cache_ = plan.outputs is not None
     clf.cache_nbytes_ = plan.outputs.nbytes if plan.outputs else 0
     clf.cache_hit_ = bool(plan.outputs and plan.outputs.from_disk)
@@ -200,10 +226,7 @@ def run_training(
     clf._adaptation_step_ = 0  # DANN's reversal strength follows progress
     clf._adaptation_total_ = planned_steps(clf, plan.train)
     try:
-        with clf._progress():
-            NeuralNet.partial_fit(
-                clf, plan.train, None, epochs=clf.n_epochs_, **fit_params
-            )
+        NeuralNet.partial_fit(clf, plan.train, None, epochs=clf.n_epochs_)
     finally:
         clf.module_.start_stage = 0
         clf._valid_dataset_ = None
@@ -263,7 +286,7 @@ def _frozen_outputs(clf, source, stop: int) -> FrozenOutputs | None:
 
 
 @torch.inference_mode()
-def _fit_probe(clf, plan: TrainingPlan, labels: np.ndarray) -> None:
+def _fit_probe(clf, plan: TrainingPlan, labels: np.ndarray, weights) -> None:
     """Set the linear head to the logistic-regression optimum on embeddings."""
     module = clf.module_
     module.eval()
@@ -274,8 +297,9 @@ def _fit_probe(clf, plan: TrainingPlan, labels: np.ndarray) -> None:
         rows, batch_size=max(clf.batch_size, 64), collate_fn=collate_samples
     )
     embeddings = [module.features(batch, start=plan.start).cpu() for batch, _ in loader]
-    features = torch.cat(embeddings).double().numpy()
+    features = torch.cat(embeddings).numpy()
     labels = labels[labelled]
+    weights = None if weights is None else weights[labelled]
     class_weight = clf.class_weight
     if isinstance(class_weight, dict):
         class_weight = {
@@ -283,7 +307,12 @@ def _fit_probe(clf, plan: TrainingPlan, labels: np.ndarray) -> None:
             for index, label in enumerate(clf.classes_)
         }
     converged = fit_linear_probe(
-        module.head[-1], features, labels, C=clf.probe_C, class_weight=class_weight
+        module.head[-1],
+        features,
+        labels,
+        C=clf.probe_C,
+        class_weight=class_weight,
+        sample_weight=weights,
     )
     if not converged:
         warnings.warn(_probe_advice(clf, features), ConvergenceWarning, stacklevel=2)

@@ -242,3 +242,22 @@ def test_no_final_head_while_adapting(make_classifier, shifted_digits):
     refused = make_classifier(layer="mid", adaptation="coral", final_head=True)
     with pytest.raises(ValueError, match="final_head=True cannot be combined"):
         refused.fit(X, y, sample_domain=domain)
+
+
+def test_sample_weight_weighs_source_rows_and_not_target_rows(
+    make_classifier, shifted_digits
+):
+    X, y, domain, _ = shifted_digits
+    source = domain > 0
+    fit = lambda weights: make_classifier(  # noqa: E731
+        freeze=2, max_epochs=1, adaptation="coral"
+    ).fit(X, y, sample_domain=domain, sample_weight=weights)
+    ones = fit(np.ones(len(y)))
+    target_zero = fit(np.where(source, 1.0, 0.0))
+    np.testing.assert_allclose(
+        ones.predict_proba(X[:20]), target_zero.predict_proba(X[:20]), atol=1e-6
+    )
+    source_half = fit(np.where(source & (y < 5), 0.0, 1.0))
+    assert not np.allclose(
+        ones.predict_proba(X[:20]), source_half.predict_proba(X[:20]), atol=1e-3
+    )

@@ -160,7 +160,7 @@ def test_verbose_none_shows_epochs_only_in_interactive_sessions(
     monkeypatch, capsys, few_digits, make_classifier, interactive, shown
 ):
     monkeypatch.setattr(
-        "sktransfer._skorch_glue.interactive_session", lambda: interactive
+        "sktransfer._skorch_callbacks.interactive_session", lambda: interactive
     )
     X, y = few_digits
     clf = make_classifier(freeze=4, max_epochs=2).fit(X, y)

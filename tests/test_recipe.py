@@ -196,7 +196,8 @@ def test_a_probed_head_slows_down_on_features_of_a_large_spread(
         assert head_large < head_small / 5, (head_small, head_large)
 
 
-@pytest.mark.parametrize("factor, warns", [(1.0, False), (100.0, True)])
+# Newton-CG still converges on features 1e4x their usual scale; 1e6x stalls it.
+@pytest.mark.parametrize("factor, warns", [(1.0, False), (1e6, True)])
 def test_a_probe_that_stops_early_says_what_the_user_can_change(
     fifty_digits, factor, warns
 ):
