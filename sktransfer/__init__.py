@@ -1,5 +1,6 @@
 """sktransfer: pretrained deep backbones as scikit-learn estimators."""
 
+from ._cache_store import FrozenOutputCache
 from ._features import PretrainedFeatureExtractor
 from ._finetune import FineTuneClassifier
 from ._inputs import as_audio_source, as_image_source, list_image_folder
@@ -14,6 +15,7 @@ from .backbones import (
 
 __all__ = [
     "FineTuneClassifier",
+    "FrozenOutputCache",
     "PretrainedFeatureExtractor",
     "Preprocessing",
     "as_audio_source",

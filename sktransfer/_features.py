@@ -17,7 +17,7 @@ from sklearn.base import (
 from sklearn.utils.validation import check_is_fitted
 from sklearn_compat.base import _fit_context
 
-from ._cache import as_memory, frozen_outputs
+from ._cache import FrozenOutputCache, as_cache, frozen_outputs
 from ._inputs import SourceDataset, iter_batches, source_image_size
 from ._recipe import recalibrate_batchnorm, refits_bn_stats
 from ._runtime import BackboneRuntime
@@ -134,10 +134,14 @@ class PretrainedFeatureExtractor(
     progress : bool or None, default=None
         Show a progress bar; None shows it for large inputs in an interactive
         main process and never inside parallel workers.
-    cache : str, path or joblib.Memory, default=None
+    cache : str, path, FrozenOutputCache or joblib.Memory, default=None
         Store the stage outputs on disk, keyed by the backbone's parameters,
-        preprocessing and image content; shared with
-        :class:`FineTuneClassifier` runs whose frozen stages end at ``layer``.
+        preprocessing and image content, as raw arrays that are never unpickled
+        (see :class:`FrozenOutputCache`; a path means ``FrozenOutputCache(path)``
+        and a ``joblib.Memory`` its ``location``, in the same format). Several
+        taps are computed in one pass and stored as one entry; a single tap is
+        shared with :class:`FineTuneClassifier` runs whose frozen stages end at
+        ``layer``.
     bn_stats : {"auto", "pretrained", "refit"}, default="auto"
         "refit" re-estimates every BatchNorm layer's running statistics on the
         images given to ``fit``, for a network pretrained on inputs normalised
@@ -211,7 +215,7 @@ class PretrainedFeatureExtractor(
         "num_workers": [Interval(Integral, 0, None, closed="left")],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
         "progress": ["boolean", None],
-        "cache": [str, os.PathLike, joblib.Memory, None],
+        "cache": [str, os.PathLike, FrozenOutputCache, joblib.Memory, None],
         "bn_stats": [StrOptions({"auto", "pretrained", "refit"})],
     }
 
@@ -386,13 +390,13 @@ class PretrainedFeatureExtractor(
         source = self._as_source(X)
         runtime = self.runtime_
         if self.cache is not None:
-            memory = as_memory(self.cache)
-            parts = [
-                frozen_outputs(
-                    runtime, source, stop, memory=memory, batch_size=self.batch_size
-                ).values
-                for stop in self.taps_
-            ]
+            parts = frozen_outputs(
+                runtime,
+                source,
+                self.taps_,
+                cache=as_cache(self.cache),
+                batch_size=self.batch_size,
+            ).values
             pooled = [pool_features(part, self.pooling).float() for part in parts]
             return torch.cat(pooled, dim=1).numpy()
         out = np.empty((len(source), self.n_features_out_), dtype=np.float32)

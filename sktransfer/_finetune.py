@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ._adaptation import ADAPTATIONS, check_adaptation
+from ._cache_store import FrozenOutputCache
 from ._inputs import source_image_size
 from ._network import build_network
 from ._sample_weight import check_fit_params, check_sample_weight
@@ -212,11 +213,14 @@ class FineTuneClassifier(SkorchGlue):
         train the rest on them, instead of recomputing them every epoch. Used
         when at least one stage is frozen and augmentation is off; the trained
         model is the same.
-    cache : str, path or joblib.Memory, default=None
+    cache : str, path, FrozenOutputCache or joblib.Memory, default=None
         Also keep those frozen-stage outputs on disk, keyed by the frozen
         parameters, preprocessing and image content, so that other candidates and
         folds of a grid search, later fits and :class:`PretrainedFeatureExtractor`
-        reuse them. Safe with process-based parallel workers on one host.
+        reuse them. Stored as raw arrays that are never unpickled (see
+        :class:`FrozenOutputCache`, which also bounds the directory's size); a
+        path means ``FrozenOutputCache(path)`` and a ``joblib.Memory`` its
+        ``location``, in the same format. Safe with parallel workers.
     cache_dtype : {"float32", "float16"}, default="float32"
         Storage type of cached outputs; float16 halves memory and disk at the
         cost of rounding (the model is then no longer bit-identical).
@@ -351,7 +355,7 @@ class FineTuneClassifier(SkorchGlue):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "class_weight": [dict, StrOptions({"balanced"}), None],
         "cache_frozen": ["boolean"],
-        "cache": [str, os.PathLike, joblib.Memory, None],
+        "cache": [str, os.PathLike, FrozenOutputCache, joblib.Memory, None],
         "cache_dtype": [StrOptions({"float32", "float16"})],
         "cache_max_bytes": [Interval(Integral, 0, None, closed="left"), None],
         "adaptation": [StrOptions(set(ADAPTATIONS)), None],

@@ -171,25 +171,39 @@ class BackboneRuntime(nn.Module):
         ``x`` is the input of stage ``start``; the stages run once, up to the
         last of the sorted ``taps``.
         """
-        parts = []
-        for tap in taps:
-            x = self.run(x, start, tap)
-            parts.append(pool_features(x, pooling).float())
-            start = tap
-        return torch.cat(parts, dim=1), x
+        outputs = self.run_stops(x, start, taps)
+        parts = [pool_features(output, pooling).float() for output in outputs]
+        return torch.cat(parts, dim=1), outputs[-1]
+
+    def run_stops(self, x, start: int, stops: list[int]) -> list:
+        """Outputs after each of the sorted ``stops``, running every stage once."""
+        outputs = []
+        for stop in stops:
+            x = self.run(x, start, stop)
+            outputs.append(x)
+            start = stop
+        return outputs
 
     def features(self, raw, start: int = 0) -> torch.Tensor:
         """The embedding of raw batches (prepared here) or of stage outputs."""
         return self.embed(raw, start=start)
 
     @torch.inference_mode()
-    def outputs(self, batches, stop: int):
-        """Yield float32 CPU outputs of the first ``stop`` stages, in eval mode."""
+    def outputs(self, batches, stop: int | list[int]):
+        """Yield float32 CPU outputs of the first ``stop`` stages, in eval mode.
+
+        With a sorted list of stops, yield per batch the list of their outputs,
+        from one pass up to the last of them.
+        """
         was_training = self.training
         self.eval()
         try:
             for raw in batches:
-                yield _float32(self.run(self.prepare(raw), stop=stop), cpu=True)
+                if isinstance(stop, int):
+                    yield _float32(self.run(self.prepare(raw), stop=stop), cpu=True)
+                else:
+                    outputs = self.run_stops(self.prepare(raw), 0, stop)
+                    yield [_float32(output, cpu=True) for output in outputs]
         finally:
             self.train(was_training)
 

@@ -22,7 +22,7 @@ from skorch import NeuralNet
 from torch.utils.data import Dataset, Subset
 
 from ._adaptation import Domains
-from ._cache import FrozenOutputs, as_memory, frozen_outputs, outputs_dataset
+from ._cache import FrozenOutputs, as_cache, frozen_outputs, outputs_dataset
 from ._inputs import SourceDataset, collate_samples
 from ._probe import PROBE_MAX_ITER, fit_linear_probe
 from ._recipe import (
@@ -273,7 +273,7 @@ def _frozen_outputs(clf, source, stop: int) -> FrozenOutputs | None:
             clf.module_,
             source,
             stop,
-            memory=as_memory(clf.cache),
+            cache=as_cache(clf.cache),
             dtype=clf.cache_dtype,
             max_bytes=clf.cache_max_bytes,
             batch_size=max(clf.batch_size, 64),
