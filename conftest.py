@@ -83,6 +83,15 @@ def extract_blocks(path: Path) -> list[tuple[int, str, str | None]]:
     return blocks
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "slow: end-to-end tests of several seconds each (other processes, a dask "
+        "cluster, the default ImageNet fit, the built site in a browser). CI runs "
+        "them; ./dev test -m 'not slow' skips them locally.",
+    )
+
+
 def pytest_collect_file(parent, file_path):
     if file_path.suffix in (".md", ".rst") and (
         file_path == ROOT / "README.md" or (ROOT / "docs") in file_path.parents

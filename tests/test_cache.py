@@ -101,6 +101,7 @@ def _fit_and_predict(estimator, X, y):
     return estimator.fit(X, y).predict_proba(X)
 
 
+@pytest.mark.slow
 def test_concurrent_workers_writing_the_same_entry_do_not_corrupt_it(
     few_digits, tmp_path, make_classifier
 ):

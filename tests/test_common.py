@@ -53,7 +53,7 @@ def _expected_failed_checks(estimator):
         # check_methods_subset_invariance.
         PretrainedFeatureExtractor("fmnist_resnet", layer=None, **ROWS_AS_IMAGES),
         FineTuneClassifier(
-            "fmnist_resnet", max_epochs=2, random_state=0, **ROWS_AS_IMAGES
+            "fmnist_resnet", max_epochs=1, random_state=0, **ROWS_AS_IMAGES
         ),
     ],
     expected_failed_checks=_expected_failed_checks,

@@ -52,6 +52,7 @@ def test_default_extractor_is_offline_imagenet_lite0(no_network):
     assert extractor.backbone_.weights == "IMAGENET1K"
 
 
+@pytest.mark.slow
 def test_default_classifier_fits_offline(no_network, few_digits):
     X, y = few_digits
     # Defaults (fine-tune everything) except a short budget, to keep it quick.

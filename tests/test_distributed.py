@@ -121,6 +121,7 @@ def tiny_digits():
 
 
 # ---------------------------------------------------------------- pickling
+@pytest.mark.slow
 @pytest.mark.parametrize("cls", [FineTuneClassifier, PretrainedFeatureExtractor])
 def test_unfitted_estimators_pickle_small_and_load_weights_only_in_fit(
     cls, tmp_path, tiny_digits, other_process
@@ -144,6 +145,7 @@ def test_unfitted_estimators_pickle_small_and_load_weights_only_in_fit(
     assert fitted.get_params()["device"] == "auto"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cls", [FineTuneClassifier, PretrainedFeatureExtractor])
 def test_fitted_estimators_make_the_same_predictions_in_another_process(
     cls, tiny_digits, other_process, make_classifier
@@ -232,7 +234,8 @@ def test_paths_travel_and_workers_read_the_images(
 
 
 # ------------------------------------------------------------------ threads
-def _threads_after_import(omp_num_threads: str | None) -> list[int]:
+def _start_import(omp_num_threads: str | None) -> subprocess.Popen:
+    """A fresh interpreter printing torch's thread count before and after import."""
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     if omp_num_threads is not None:
         env["OMP_NUM_THREADS"] = omp_num_threads
@@ -240,20 +243,23 @@ def _threads_after_import(omp_num_threads: str | None) -> list[int]:
         "import torch; before = torch.get_num_threads(); import sktransfer; "
         "print(before, torch.get_num_threads())"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return [int(n) for n in out.stdout.split()]
+    command = [sys.executable, "-c", code]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
 
 
+def _thread_counts(process: subprocess.Popen) -> list[int]:
+    out, _ = process.communicate(timeout=120)
+    assert process.returncode == 0
+    return [int(n) for n in out.split()]
+
+
+@pytest.mark.slow
 def test_import_leaves_the_thread_count_to_the_process():
+    # Both interpreters start at once: each import is single-threaded.
+    one, unset = _start_import("1"), _start_import(None)
     # Dask's nanny starts workers with OMP_NUM_THREADS=1; importing keeps it.
-    assert _threads_after_import("1") == [1, 1]
-    before, after = _threads_after_import(None)
+    assert _thread_counts(one) == [1, 1]
+    before, after = _thread_counts(unset)
     assert after == before
 
 
@@ -312,6 +318,7 @@ def _fit_on_dask(X, y, timeout: float) -> GridSearchCV:
             pytest.fail(f"the grid search on dask did not finish in {timeout} s")
 
 
+@pytest.mark.slow
 def test_grid_search_on_a_dask_cluster_matches_the_sequential_search(
     dask_client, tiny_digits
 ):

@@ -23,6 +23,7 @@ BROWSER = next(
 )
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.skipif(
         not (SITE / "index.html").is_file(),
         reason="the documentation is not built: run ./dev docs first",
