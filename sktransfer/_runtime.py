@@ -189,21 +189,15 @@ class BackboneRuntime(nn.Module):
         return self.embed(raw, start=start)
 
     @torch.inference_mode()
-    def outputs(self, batches, stop: int | list[int]):
-        """Yield float32 CPU outputs of the first ``stop`` stages, in eval mode.
-
-        With a sorted list of stops, yield per batch the list of their outputs,
-        from one pass up to the last of them.
-        """
+    def outputs(self, batches, stops: list[int]):
+        """Yield per batch the float32 CPU outputs after each of the sorted
+        ``stops``, from one pass in eval mode up to the last of them."""
         was_training = self.training
         self.eval()
         try:
             for raw in batches:
-                if isinstance(stop, int):
-                    yield _float32(self.run(self.prepare(raw), stop=stop), cpu=True)
-                else:
-                    outputs = self.run_stops(self.prepare(raw), 0, stop)
-                    yield [_float32(output, cpu=True) for output in outputs]
+                outputs = self.run_stops(self.prepare(raw), 0, stops)
+                yield [_float32(output, cpu=True) for output in outputs]
         finally:
             self.train(was_training)
 
