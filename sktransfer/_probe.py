@@ -60,7 +60,7 @@ def fit_linear_probe(
     [0, 1]
     """
     features = np.asarray(features)
-    centre = np.average(features, axis=0, weights=_nonzero(sample_weight))
+    centre = np.average(features, axis=0, weights=sample_weight)
     probe = LogisticRegression(
         C=C,
         class_weight=class_weight,
@@ -108,10 +108,3 @@ def _solve(probe, features, labels, sample_weight) -> bool:
         for w in caught
     )
     return not stalled and bool(np.all(probe.n_iter_ < probe.max_iter))
-
-
-def _nonzero(sample_weight):
-    """Weights for the centre: None when absent (or all zero, left to sklearn)."""
-    if sample_weight is None or not np.any(sample_weight):
-        return None
-    return sample_weight
