@@ -290,3 +290,15 @@ def few_shot_table(rows: list[dict]) -> str:
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def freeze_value(text: str):
+    """A ``--freeze`` command-line value: "all", "auto" or a stage count."""
+    return text if text in ("all", "auto") else int(text)
+
+
+def chosen_freeze(model) -> dict:
+    """What ``freeze="auto"`` chose and the held-out scores why (else nothing)."""
+    if getattr(model, "freeze", None) != "auto":
+        return {}
+    return {"chosen_freeze": model.freeze_, "freeze_scores": model.freeze_scores_}

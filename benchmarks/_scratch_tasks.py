@@ -101,6 +101,8 @@ def methods(backbone, weights, scratch, tutorial, tutorial_scratch=None):
         "lr": extractor_lr,
         "lr_final": lambda seed, epochs: extractor_lr(seed, epochs, layer=None),
         "ft_all": lambda seed, epochs: finetune(seed, freeze="all"),
+        "ft_0": lambda seed, epochs: finetune(seed, freeze=0),
+        "auto": lambda seed, epochs: finetune(seed, freeze="auto"),
         "grid": lambda seed, epochs: GridSearchCV(
             finetune(seed), {"freeze": [0, "all"]}, cv=3
         ),
@@ -250,6 +252,8 @@ def imagenet_task(fashion: Task) -> Task:
             "lr",
             "lr_final",
             "ft_all",
+            "ft_0",
+            "auto",
             "grid",
             "grid_prefer",
             "grid_repeated",

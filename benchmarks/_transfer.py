@@ -226,6 +226,10 @@ def run_task(task: Task, seeds: Sequence[int], epoch_budget: dict, log=print) ->
                             cv["params"], cv["mean_test_score"], strict=True
                         )
                     }
+                if getattr(model, "freeze", None) == "auto":
+                    # What freeze="auto" chose, and the held-out scores why.
+                    record["best_freeze"] = model.freeze_
+                    record["freeze_scores"] = model.freeze_scores_
                 records.append(record)
                 best = record.get("best_freeze", "")
                 log(

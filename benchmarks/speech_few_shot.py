@@ -50,7 +50,14 @@ import warnings
 
 import numpy as np
 import torch
-from _common import RESULTS_DIR, few_shot_table, load_average, write_results
+from _common import (
+    RESULTS_DIR,
+    chosen_freeze,
+    few_shot_table,
+    freeze_value,
+    load_average,
+    write_results,
+)
 from _speech_baselines import mfcc_statistics, train_scratch_cnn
 from _speech_data import (
     few_shot,
@@ -75,7 +82,7 @@ DEFAULT_FREEZE = FineTuneClassifier().freeze
 FINE_TUNED_ON = {"voice_encoder": ("speaker",)}
 
 
-def _record(rows, task, method, k, seed, accuracy, seconds):
+def _record(rows, task, method, k, seed, accuracy, seconds, **more):
     rows.append(
         {
             "task": task,
@@ -84,6 +91,7 @@ def _record(rows, task, method, k, seed, accuracy, seconds):
             "seed": seed,
             "accuracy": round(float(accuracy), 4),
             "fit_seconds": round(seconds, 2),
+            **more,
         }
     )
     print(f"{task:9s} k={k:3d} seed={seed} {method:44s} {accuracy:.3f}", flush=True)
@@ -119,8 +127,8 @@ def run_task(task: str, args, rows: list[dict]) -> None:
             train_x = [pool_x[i] for i in train]
             train_y = pool_y[train]
 
-            def record(method, accuracy, seconds, k=k, seed=seed):
-                _record(rows, task, method, k, seed, accuracy, seconds)
+            def record(method, accuracy, seconds, k=k, seed=seed, **more):
+                _record(rows, task, method, k, seed, accuracy, seconds, **more)
 
             start = time.perf_counter()
             mfcc = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
@@ -148,11 +156,8 @@ def run_task(task: str, args, rows: list[dict]) -> None:
                     ).fit(train_x, train_y)
                     seconds = time.perf_counter() - start
                     accuracy = np.mean(clf.predict(test_x) == test_y)
-                    record(_fine_tune_label(backbone, freeze), accuracy, seconds)
-
-
-def _freeze_value(text: str):
-    return text if text == "all" else int(text)
+                    label = _fine_tune_label(backbone, freeze)
+                    record(label, accuracy, seconds, **chosen_freeze(clf))
 
 
 def main() -> None:
@@ -163,7 +168,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     parser.add_argument("--backbones", nargs="*", default=audio, choices=audio)
     parser.add_argument(
-        "--freeze", type=_freeze_value, nargs="*", default=[DEFAULT_FREEZE, 3, "all"]
+        "--freeze", type=freeze_value, nargs="*", default=[DEFAULT_FREEZE, 3, "all"]
     )
     parser.add_argument(
         "--ft-ks", type=int, nargs="*", default=[20], help="k with fine-tuning rows"

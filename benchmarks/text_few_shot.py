@@ -47,7 +47,13 @@ import warnings
 
 import numpy as np
 import torch
-from _common import RESULTS_DIR, few_shot_table, write_results
+from _common import (
+    RESULTS_DIR,
+    chosen_freeze,
+    few_shot_table,
+    freeze_value,
+    write_results,
+)
 from _text_data import SOURCE, few_shot_split, load_genres, load_movie_snippets
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
@@ -147,7 +153,7 @@ def run_task(task: str, args, rows: list[dict]) -> None:
     frozen_test = FrozenTest(test_x)
     folder = extractor.preprocessing_.folder
 
-    def record(method: str, k: int, seed: int, accuracy: float, seconds: float):
+    def record(method: str, k: int, seed: int, accuracy: float, seconds: float, **more):
         rows.append(
             {
                 "task": task,
@@ -156,6 +162,7 @@ def run_task(task: str, args, rows: list[dict]) -> None:
                 "seed": seed,
                 "accuracy": round(float(accuracy), 4),
                 "fit_seconds": round(seconds, 2),
+                **more,
             }
         )
         print(f"{task:9s} k={k:3d} seed={seed} {method:38s} {accuracy:.3f}", flush=True)
@@ -182,7 +189,7 @@ def run_task(task: str, args, rows: list[dict]) -> None:
             )
             accuracy = probe.score(test_embeddings, test_y)
             record("embeddings + LR", k, seed, accuracy, time.perf_counter() - start)
-            for freeze in ["all", *args.freeze]:
+            for freeze in dict.fromkeys(["all", *args.freeze]):
                 start = time.perf_counter()
                 clf = FineTuneClassifier(
                     NAME,
@@ -196,7 +203,7 @@ def run_task(task: str, args, rows: list[dict]) -> None:
                 label = f"FineTune freeze={freeze!r}"
                 if freeze == DEFAULT_FREEZE:
                     label = f"FineTune defaults (freeze={freeze!r})"
-                record(label, k, seed, accuracy, seconds)
+                record(label, k, seed, accuracy, seconds, **chosen_freeze(clf))
             if args.setfit and k in args.setfit_ks:
                 start = time.perf_counter()
                 accuracy = setfit_accuracy(
@@ -216,7 +223,9 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="*", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--ks", type=int, nargs="*", default=[8, 50])
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
-    parser.add_argument("--freeze", type=int, nargs="*", default=[6, 0])
+    parser.add_argument(
+        "--freeze", type=freeze_value, nargs="*", default=[6, 0, DEFAULT_FREEZE]
+    )
     parser.add_argument("--setfit-ks", type=int, nargs="*", default=[8])
     parser.add_argument("--no-setfit", dest="setfit", action="store_false")
     parser.add_argument("--name", default="text_few_shot", help="results file name")

@@ -104,6 +104,8 @@ LABELS = {
     "lr": "PretrainedFeatureExtractor(backbone) + LogisticRegression",
     "lr_final": "PretrainedFeatureExtractor(layer=None) + LogisticRegression",
     "ft_all": 'FineTuneClassifier(freeze="all")',
+    "ft_0": "FineTuneClassifier(freeze=0): fine-tune every stage",
+    "auto": 'FineTuneClassifier(freeze="auto"): probe or freeze=0, by held-out rows',
     "grid": 'GridSearchCV(FineTuneClassifier, freeze=[0, "all"], cv=3)',
     "grid_repeated": "the same, cv=RepeatedStratifiedKFold(5 folds x 2)",
     "grid_prefer": "the same, cv=3, refit: freeze=0 unless beaten by > 1 SE",

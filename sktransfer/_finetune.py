@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ._adaptation import ADAPTATIONS, check_adaptation
+from ._auto_freeze import fit_auto_freeze
 from ._cache_store import FrozenOutputCache
 from ._inputs import source_image_size
 from ._network import build_network
@@ -47,12 +48,23 @@ class FineTuneClassifier(SkorchGlue):
     weights : None, "DEFAULT", str or path, default="DEFAULT"
         Pretrained weights (see :class:`PretrainedFeatureExtractor`); None trains
         from scratch.
-    freeze : int or "all", default=0
+    freeze : int, "all" or "auto", default="auto"
         Number of backbone stages, counted from the input, that are frozen: their
         parameters get no gradient, are left out of the optimiser and their
-        BatchNorm statistics never change. 0 fine-tunes everything (the default:
-        it transferred best with 10 to 250 labels per class); "all" trains the
-        head only, solved exactly as a logistic regression, and is much faster.
+        BatchNorm statistics never change. 0 fine-tunes everything; "all" trains
+        the head only, solved exactly as a logistic regression, and is much
+        faster. "auto" chooses between the two inside ``fit``, by measurement,
+        as neither won everywhere: it holds out a fifth of the labelled rows
+        (stratified, one or more of each class with two), scores on them the
+        probe fitted on the rest and, after half its epochs, fine-tuning
+        started on the rest. If fine-tuning is not better there (more rows
+        right, or as many at a lower log-loss), it stops and the probe fitted
+        on every row is the model; otherwise the held-out rows join and
+        fine-tuning runs to the end. ``freeze_`` and ``freeze_scores_`` say
+        what it chose and why. It is 0 where there is no probe to compare:
+        ``weights=None``, ``head_hidden``, ``head_init="random"``, domain
+        adaptation with target rows, ``max_epochs`` below 2, or no class with
+        two rows.
     layer : "auto", "mid", None, str, int or list, default="auto"
         Stage(s) whose pooled outputs the head sees, as in
         :class:`PretrainedFeatureExtractor`. "mid" concatenates the third-
@@ -285,6 +297,14 @@ class FineTuneClassifier(SkorchGlue):
         The trained network: preprocessing, backbone stages and head(s).
     n_frozen_ : int
         Number of frozen stages.
+    freeze_ : int or "all"
+        The freeze depth the model was trained with: ``freeze``, or what
+        "auto" chose (0 or "all").
+    freeze_scores_ : dict or None
+        The evidence of "auto" (None for an explicit ``freeze``): ``probe`` and
+        ``finetune`` (held-out ``accuracy`` and ``log_loss``), the ``epoch``
+        the fine-tune was scored after, ``n_held_out``; or the ``reason`` it
+        could not compare.
     n_epochs_ : int
         Epochs the last call of ``fit``/``partial_fit`` planned (``max_epochs``
         resolved).
@@ -318,7 +338,10 @@ class FineTuneClassifier(SkorchGlue):
     _parameter_constraints: dict = {
         "backbone": "no_validation",
         "weights": [str, os.PathLike, None],
-        "freeze": [Interval(Integral, 0, None, closed="left"), StrOptions({"all"})],
+        "freeze": [
+            Interval(Integral, 0, None, closed="left"),
+            StrOptions({"all", "auto"}),
+        ],
         "layer": [str, Integral, list, tuple, None],
         "pooling": [StrOptions({"grid", "avg", "max", "avgmax", "gem"}), None],
         "head_hidden": [tuple, list],
@@ -370,7 +393,7 @@ class FineTuneClassifier(SkorchGlue):
         backbone="efficientnet_lite0",
         *,
         weights="DEFAULT",
-        freeze=0,
+        freeze="auto",
         layer="auto",
         pooling="grid",
         head_hidden=(),
@@ -528,10 +551,17 @@ class FineTuneClassifier(SkorchGlue):
         self.device_ = resolve_device(self.device)
         check_width(self, X, reset=not continuing)
         with self._seeded():
-            if not continuing:
+            if continuing:
+                self._check_adaptation()
+                self._train(source, y_encoded, domains, weights, probe=False)
+            elif self.freeze == "auto":
+                fit_auto_freeze(self, source, y_encoded, domains, weights)
+            else:
+                self._fit_freeze = self.freeze_ = self.freeze
+                self.freeze_scores_ = None
                 self.initialize()
-            self._check_adaptation()
-            self._train(source, y_encoded, domains, weights, probe=not continuing)
+                self._check_adaptation()
+                self._train(source, y_encoded, domains, weights, probe=True)
         return self
 
     def partial_fit(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from ._adaptation import DomainDiscriminator
+from ._auto_freeze import resolved_freeze
 from ._transfer_net import TransferNet, augmenter, build_head
 from .backbones import Backbone, resolve_backbone
 from .backbones._preprocessing import straight_size
@@ -40,7 +41,7 @@ def build_network(clf) -> None:
         image_std=clf.image_std,
     )
     clf.image_size_ = straight_size(backbone.preprocessing)
-    n_frozen = backbone.frozen_depth(clf.freeze)
+    n_frozen = backbone.frozen_depth(resolved_freeze(clf))
     saved_taps = getattr(clf, "_restored_taps", None) if restoring else None
     layer = _resolved_layer(clf, backbone) if saved_taps is None else saved_taps
     taps = backbone.taps(layer)

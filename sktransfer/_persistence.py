@@ -38,6 +38,8 @@ def _json_value(name: str, value):
         return value
     if isinstance(value, list):
         return [_json_value(name, v) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _json_value(name, v) for k, v in value.items()}
     raise TypeError(
         f"Cannot save the parameter {name}={value!r} as JSON. Registered backbone "
         "names work; for a custom module pass it again as load_model(path, "

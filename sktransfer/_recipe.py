@@ -88,16 +88,23 @@ class EvenBatches(torch.utils.data.Sampler):
     True
     """
 
-    def __init__(self, n_rows: int, batch_size: int):
-        self.n_rows = int(n_rows)
+    def __init__(self, rows, batch_size: int):
+        # An int, or the dataset itself: its rows are counted at each epoch,
+        # as freeze="auto" adds its held-out rows during training.
+        self.rows = rows
         self.batch_size = int(batch_size)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.rows) if isinstance(self.rows, int) else len(self.rows)
 
     def __len__(self) -> int:
         return max(1, math.ceil(self.n_rows / self.batch_size))
 
     def __iter__(self):
-        order = torch.randperm(self.n_rows).tolist()
-        bounds = np.linspace(0, self.n_rows, len(self) + 1).round().astype(int)
+        n_rows = self.n_rows
+        order = torch.randperm(n_rows).tolist()
+        bounds = np.linspace(0, n_rows, len(self) + 1).round().astype(int)
         for begin, end in zip(bounds[:-1], bounds[1:], strict=True):
             yield order[begin:end]
 
@@ -159,7 +166,13 @@ def epoch_rows(net, X) -> int:
 
 
 def planned_steps(net, X) -> int:
-    """Optimiser steps the run about to start will take: epochs x batches."""
+    """Optimiser steps the run about to start will take: epochs x batches.
+
+    A run whose rows change mid-way (``freeze="auto"``) sets its own count.
+    """
+    planned = getattr(net, "_planned_steps_", None)
+    if planned:
+        return planned
     if X is None:
         return max(1, net.n_epochs_)
     return max(1, net.n_epochs_ * math.ceil(epoch_rows(net, X) / net.batch_size))

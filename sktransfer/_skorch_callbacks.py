@@ -70,6 +70,12 @@ class CallbacksMixin:
         callbacks.append(("print_log", self._print_log()))
         return callbacks
 
+    def _say(self, text: str) -> None:
+        """Print a line of progress where the epoch table would be shown."""
+        shown = self.verbose if self.verbose is not None else interactive_session()
+        if shown:
+            print(text)
+
     def _print_log(self) -> PrintLog:
         """The epoch table; ``verbose=None``: shown in interactive sessions only."""
         if self.verbose is not None:

@@ -71,7 +71,7 @@ class SkorchGlue(
         own_order = {"sampler", "batch_sampler", "shuffle", "drop_last"} & set(kwargs)
         if training and iterator is DataLoader and not own_order:
             # Shuffled, evenly sized batches (skorch's default is neither).
-            batches = EvenBatches(len(dataset), kwargs.pop("batch_size"))
+            batches = EvenBatches(dataset, kwargs.pop("batch_size"))
             return iterator(dataset, batch_sampler=batches, **kwargs)
         return iterator(dataset, **kwargs)
 
@@ -171,6 +171,9 @@ class SkorchGlue(
             "classes_dtype": self.classes_.dtype.str,
             "image_size_": size and list(size),
             "layer_": getattr(self, "layer_", self.layer),
+            # What freeze="auto" chose, and why: the network is built with it.
+            "freeze_": getattr(self, "freeze_", self.freeze),
+            "freeze_scores_": getattr(self, "freeze_scores_", None),
             # The stages themselves: loading must not depend on what "mid" means.
             "tap_names_": self.module_.backbone.tap_names(self.module_.taps),
             # The stage the final head sits after (None: no final head).
@@ -196,6 +199,8 @@ class SkorchGlue(
         if "layer_" in config:  # what layer="auto" chose at fit time
             self._restored_layer = config["layer_"]
         self._restored_taps = config.get("tap_names_")  # absent in older files
+        self.freeze_ = config.get("freeze_", self.freeze)
+        self.freeze_scores_ = config.get("freeze_scores_")
         self._restored_final_stage = config.get("final_head_stage")
         classes = np.asarray(config["classes"], dtype=np.dtype(config["classes_dtype"]))
         tensors = dict(tensors)

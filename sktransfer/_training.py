@@ -10,6 +10,7 @@ the skorch glue; everything here is plain functions of its parameters.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -72,6 +73,10 @@ class TrainingPlan:
     start: int
     outputs: FrozenOutputs | None
     done: bool = False
+    data: Dataset | None = None
+    labels: np.ndarray | None = None
+    probe_features: np.ndarray | None = None
+    probe_rows: np.ndarray | None = None
 
 
 def seed_of(random_state) -> int | None:
@@ -91,6 +96,7 @@ def plan_training(
     probe: bool,
     domains: Domains | None = None,
     sample_weight: np.ndarray | None = None,
+    held: np.ndarray | None = None,
 ) -> TrainingPlan:
     """Prepare the data of one training call of the classifier ``clf``.
 
@@ -100,11 +106,14 @@ def plan_training(
     rows are unlabelled target rows (``y_encoded`` -1): they are trained on,
     next to the source rows, only when ``clf.adaptation`` is set.
     ``sample_weight`` (checked, one per row) weighs the rows in the probe and in
-    the loss (:mod:`sktransfer._sample_weight`).
+    the loss (:mod:`sktransfer._sample_weight`). ``held`` rows (``freeze="auto"``)
+    are left out of training and of the probe; they may join training later.
     """
     module = clf.module_
     labelled = np.ones(len(y_encoded), bool) if domains is None else domains.source
     train_index, valid_index = _split(clf, y_encoded, np.flatnonzero(labelled))
+    if held is not None:
+        train_index = np.setdiff1d(train_index, held)
     adapting = domains is not None and domains.has_target and clf.adaptation
     clf._target_rows_ = None
     if adapting:
@@ -134,6 +143,8 @@ def plan_training(
         valid=Subset(data, valid_index) if valid_index is not None else None,
         start=start,
         outputs=outputs,
+        data=data,
+        labels=y_encoded,
     )
     if probe and starts_from_probe(clf):
         weights = None if sample_weight is None else sample_weight[train_index]
@@ -194,11 +205,16 @@ def run_training(
     probe: bool,
     domains: Domains | None = None,
     sample_weight: np.ndarray | None = None,
-) -> None:
+    held: np.ndarray | None = None,
+    judge=None,
+) -> TrainingPlan:
     """One ``fit``/``partial_fit`` of ``clf``: plan, train the steps, finish.
 
     Sets ``used_cache_``, ``cache_nbytes_``, ``cache_hit_`` and ``n_epochs_``
     (``max_epochs`` resolved; 0 when the probe already is the optimum).
+    ``held`` rows start outside training; ``judge(plan, n_epochs)`` makes the
+    callback that may add them (``freeze="auto"``): epochs and the schedule
+    are planned as if every row trained after its decision epoch.
     """
     plan = plan_training(
         clf,
@@ -207,19 +223,26 @@ def run_training(
         probe=probe,
         domains=domains,
         sample_weight=sample_weight,
+        held=held,
     )
+    n_held = 0 if held is None else len(held)
     clf.used_cache_ = plan.outputs is not None
     clf.cache_nbytes_ = plan.outputs.nbytes if plan.outputs else 0
     clf.cache_hit_ = bool(plan.outputs and plan.outputs.from_disk)
     clf.n_epochs_ = (
-        auto_epochs(epoch_rows(clf, plan.train), clf.batch_size)
+        auto_epochs(epoch_rows(clf, plan.train) + n_held, clf.batch_size)
         if clf.max_epochs == "auto"
         else int(clf.max_epochs)
     )
     if plan.done:
         clf.n_epochs_ = 0
         clf._target_rows_ = None
-        return
+        return plan
+    callback = None if judge is None else judge(plan, clf.n_epochs_)
+    clf._planned_steps_ = None
+    if callback is not None:
+        clf._planned_steps_ = _steps_with_judge(clf, plan, n_held, callback)
+        clf.callbacks_.append(("freeze_auto", callback))
     clf._valid_dataset_ = plan.valid
     clf.module_.start_stage = plan.start
     clf.module_.freeze_batchnorm = _freezes_batchnorm(clf)
@@ -231,6 +254,9 @@ def run_training(
         clf.module_.start_stage = 0
         clf._valid_dataset_ = None
         clf._target_rows_ = None
+        clf._planned_steps_ = None
+        if callback is not None:
+            clf.callbacks_.remove(("freeze_auto", callback))
     if clf.recalibrate_bn and clf.n_epochs_ > 0:
         recalibrate_batchnorm(
             clf.module_,
@@ -238,6 +264,17 @@ def run_training(
             start=plan.start,
             batch_size=max(clf.batch_size, 64),
         )
+    return plan
+
+
+def _steps_with_judge(clf, plan, n_held: int, callback) -> int:
+    """Optimiser steps of a run whose held-out rows join after the decision."""
+    before = callback.decide_epoch * math.ceil(len(plan.train) / clf.batch_size)
+    after_rows = len(plan.train) + n_held
+    after = (clf.n_epochs_ - callback.decide_epoch) * math.ceil(
+        after_rows / clf.batch_size
+    )
+    return max(1, before + after)
 
 
 def criterion_weight(class_weight, classes, y_encoded) -> torch.Tensor | None:
@@ -298,6 +335,8 @@ def _fit_probe(clf, plan: TrainingPlan, labels: np.ndarray, weights) -> None:
     )
     embeddings = [module.features(batch, start=plan.start).cpu() for batch, _ in loader]
     features = torch.cat(embeddings).numpy()
+    plan.probe_features = features
+    plan.probe_rows = np.asarray(plan.train.indices)[labelled]
     labels = labels[labelled]
     weights = None if weights is None else weights[labelled]
     class_weight = clf.class_weight

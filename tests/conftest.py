@@ -22,6 +22,8 @@ CLASSIFIER_DEFAULTS = {
     "random_state": 0,
     "max_epochs": 2,
     "layer": None,
+    # Most tests are about fine-tuning itself; freeze="auto" has its own.
+    "freeze": 0,
 }
 
 
