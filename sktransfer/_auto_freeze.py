@@ -9,11 +9,14 @@ won, on the shipped Fashion-MNIST backbone and on text fine-tuning won. So
    convex solve); that is the model if the probe wins;
 2. a stratified ``HOLDOUT_FRACTION`` of the rows (at least one per class that
    has two) is set aside, and a probe fitted on the rest scores them;
-3. fine-tuning (``freeze=0``) starts on the rest, on the schedule of the whole
-   run; after ``DECIDE_AT`` of its epochs it scores the same held-out rows;
+3. fine-tuning (``freeze=0``) trains on the rest for ``DECIDE_AT`` of the
+   epochs, its learning rates warmed up and annealed to zero over them: a
+   finished, shorter fine-tune (scored mid-way through one long schedule, it
+   lost to the probe with 250 labels per class where the finished one won);
+   it then scores the same held-out rows;
 4. if it does not beat the probe there, training stops and the probe of step 1
-   is the model; otherwise the held-out rows join and training goes on to the
-   end of the schedule, so the fine-tuned model has seen every row.
+   is the model; otherwise the held-out rows join and a second warm-up and
+   cosine cycle trains on every row for the remaining epochs.
 
 The held-out scores and the choice are kept in ``freeze_`` and
 ``freeze_scores_``; saved models record them.

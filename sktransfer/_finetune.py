@@ -55,12 +55,13 @@ class FineTuneClassifier(SkorchGlue):
         the head only, solved exactly as a logistic regression, and is much
         faster. "auto" chooses between the two inside ``fit``, by measurement,
         as neither won everywhere: it holds out a fifth of the labelled rows
-        (stratified, one or more of each class with two), scores on them the
-        probe fitted on the rest and, after half its epochs, fine-tuning
-        started on the rest. If fine-tuning is not better there (more rows
-        right, or as many at a lower log-loss), it stops and the probe fitted
-        on every row is the model; otherwise the held-out rows join and
-        fine-tuning runs to the end. ``freeze_`` and ``freeze_scores_`` say
+        (stratified, one or more of each class with two) and scores on them
+        the probe fitted on the rest and fine-tuning on the rest for half the
+        epochs (its learning rates annealed over them). If fine-tuning is not
+        better there (more rows right, or as many at a lower log-loss), it
+        stops and the probe fitted on every row is the model; otherwise the
+        held-out rows join and a second warm-up and cosine cycle trains on
+        every row for the other half. ``freeze_`` and ``freeze_scores_`` say
         what it chose and why. It is 0 where there is no probe to compare:
         ``weights=None``, ``head_hidden``, ``head_init="random"``, domain
         adaptation with target rows, ``max_epochs`` below 2, or no class with

@@ -201,18 +201,27 @@ class StepSchedule(Callback):
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         self.total_steps_ = planned_steps(net, X)
+        # freeze="auto" runs two cycles: the trial ends annealed, so that it
+        # is scored as a finished fine-tune, then all rows train a second one.
+        self.restart_step_ = getattr(net, "_restart_step_", None)
         self.step_ = 0
         for group in net.optimizer_.param_groups:
             group.setdefault("initial_lr", group["lr"])
 
     def factor(self, step: int) -> float:
         """Multiplier of the peak rates at optimiser step ``step`` (0-based)."""
-        warm = int(self.warmup * self.total_steps_)
+        length, restart = self.total_steps_, getattr(self, "restart_step_", None)
+        if restart:
+            if step < restart:
+                length = restart
+            else:
+                step, length = step - restart, self.total_steps_ - restart
+        warm = int(self.warmup * length)
         if step < warm:
             return (step + 1) / (warm + 1)
         if not self.cosine:
             return 1.0
-        progress = (step - warm) / max(1, self.total_steps_ - warm)
+        progress = (step - warm) / max(1, length - warm)
         return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
     def on_batch_begin(self, net, batch=None, training=False, **kwargs):

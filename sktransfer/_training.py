@@ -239,9 +239,12 @@ def run_training(
         clf._target_rows_ = None
         return plan
     callback = None if judge is None else judge(plan, clf.n_epochs_)
-    clf._planned_steps_ = None
+    clf._planned_steps_ = clf._restart_step_ = None
     if callback is not None:
         clf._planned_steps_ = _steps_with_judge(clf, plan, n_held, callback)
+        clf._restart_step_ = callback.decide_epoch * math.ceil(
+            len(plan.train) / clf.batch_size
+        )
         clf.callbacks_.append(("freeze_auto", callback))
     clf._valid_dataset_ = plan.valid
     clf.module_.start_stage = plan.start
@@ -254,7 +257,7 @@ def run_training(
         clf.module_.start_stage = 0
         clf._valid_dataset_ = None
         clf._target_rows_ = None
-        clf._planned_steps_ = None
+        clf._planned_steps_ = clf._restart_step_ = None
         if callback is not None:
             clf.callbacks_.remove(("freeze_auto", callback))
     if clf.recalibrate_bn and clf.n_epochs_ > 0:

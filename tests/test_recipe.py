@@ -64,6 +64,15 @@ def test_schedule_warms_up_then_decays_to_zero():
     assert factors[-1] < 0.01
 
 
+def test_a_restart_runs_two_cycles_each_warmed_up_and_annealed():
+    schedule = StepSchedule(cosine=True, warmup=0.1)
+    schedule.total_steps_, schedule.restart_step_ = 100, 40
+    factors = [schedule.factor(step) for step in range(100)]
+    assert factors[39] < 0.01 and factors[99] < 0.01  # both cycles end annealed
+    assert factors[40] < factors[45] and max(factors[40:]) == pytest.approx(1, abs=0.01)
+    assert max(factors[:4]) < 1 and factors[4] == pytest.approx(1, abs=0.01)
+
+
 def test_layer_decay_gives_earlier_stages_smaller_rates(fifty_digits, make_classifier):
     X, y = fifty_digits
     clf = make_classifier(freeze=0, layer_decay=0.5, lr=1e-2, max_epochs=1)
