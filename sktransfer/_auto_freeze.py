@@ -44,6 +44,27 @@ HOLDOUT_FRACTION = 0.2
 DECIDE_AT = 0.5
 
 
+# What a fit sets (build_network, initialize, run_training): the probe's are put
+# back when it wins, as the trial network replaced them.
+_FITTED_STATE = (
+    "module_",
+    "optimizer_",
+    "criterion_",
+    "callbacks_",
+    "history_",
+    "layer_",
+    "final_head_",
+    "_head_on_final_",
+    "image_size_",
+    "n_frozen_",
+    "n_epochs_",
+    "domain_discriminator_",
+    "used_cache_",
+    "cache_nbytes_",
+    "cache_hit_",
+)
+
+
 class _TrialLost(Exception):
     """Raised by :class:`FreezeJudge` to stop a fine-tune the probe beat."""
 
@@ -216,8 +237,7 @@ def fit_auto_freeze(clf, source, y_encoded, domains, sample_weight) -> None:
     clf.freeze_scores_ = {}
     # 1. The probe on every labelled row: the model if it wins.
     plan = _fit_with(clf, "all", source, y_encoded, domains, sample_weight)
-    probe_model = (clf.module_, clf.optimizer_, clf.criterion_, clf.history_)
-    probe_state = (clf.used_cache_, clf.cache_nbytes_, clf.cache_hit_)
+    probe_model = {name: getattr(clf, name) for name in _FITTED_STATE}
     features, rows = plan.probe_features, plan.probe_rows
     # 2. The same probe on the trial rows, scored on the held-out rows.
     held = holdout_rows(y_encoded, rows, seed_of(clf.random_state))
@@ -226,7 +246,7 @@ def fit_auto_freeze(clf, source, y_encoded, domains, sample_weight) -> None:
     weights = None if sample_weight is None else sample_weight[rows]
     probe = _probe_scores(clf, features, y_encoded[rows], weights, trial_pos, held_pos)
     clf.freeze_scores_.update(probe=probe, n_held_out=len(held))
-    # 3. Fine-tuning on the trial rows, scored mid-run on the held-out ones.
+    # 3. Fine-tuning on the trial rows, scored after its own schedule.
     try:
         _fit_with(
             clf,
@@ -241,12 +261,9 @@ def fit_auto_freeze(clf, source, y_encoded, domains, sample_weight) -> None:
             held=held,
         )
     except _TrialLost:
-        clf.module_, clf.optimizer_, clf.criterion_, clf.history_ = probe_model
-        clf.used_cache_, clf.cache_nbytes_, clf.cache_hit_ = probe_state
-        clf._fit_freeze = "all"
-        clf.n_frozen_ = clf.module_.n_frozen
-        clf.n_epochs_ = 0
-        clf.freeze_ = "all"
+        for name, value in probe_model.items():
+            setattr(clf, name, value)
+        clf._fit_freeze = clf.freeze_ = "all"
         return
     clf.freeze_ = 0
 

@@ -13,7 +13,10 @@ from sktransfer import load_model, save_model
 def wrecked(make_classifier, few_digits):
     """An auto fit whose fine-tuning diverges (learning rate 10): the probe wins."""
     X, y = few_digits
-    clf = make_classifier(freeze="auto", max_epochs=4, lr=10.0, backbone_lr=10.0)
+    # layer="mid": the trial network has a second head, the probe's has not.
+    clf = make_classifier(
+        freeze="auto", layer="mid", max_epochs=4, lr=10.0, backbone_lr=10.0
+    )
     return clf.fit(X, y)
 
 
@@ -29,8 +32,11 @@ def test_the_probe_is_kept_when_fine_tuning_loses_on_held_out_rows(
     assert scores["n_held_out"] == 20  # a fifth of 10 rows per class
     assert scores["epoch"] == 2  # half of max_epochs=4
     assert scores["probe"]["accuracy"] > scores["finetune"]["accuracy"]
-    # The model is the probe fitted on every row: freeze="all" itself.
-    probe = make_classifier(freeze="all").fit(X, y)
+    # The model is the probe fitted on every row: freeze="all" itself, and its
+    # fitted attributes describe that network, not the trial's.
+    probe = make_classifier(freeze="all", layer="mid").fit(X, y)
+    assert wrecked.final_head_ is probe.final_head_ is False
+    assert wrecked.layer_ == probe.layer_
     np.testing.assert_allclose(
         wrecked.predict_proba(X), probe.predict_proba(X), atol=1e-6
     )

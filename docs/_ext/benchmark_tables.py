@@ -258,7 +258,23 @@ def _speech_throughput(doc: dict) -> str:
 
 # The table layout of each results file; files named after a prefix of
 # PREFIX_LAYOUTS (recipe_ablation_lite0, user_input_scale_digits) use its layout.
+def _freeze_auto(doc: dict) -> str:
+    sources = "; ".join(
+        f"{bench} at {', '.join(commits) or '—'}"
+        for bench, commits in doc.get("sources", {}).items()
+    )
+    hypothesis = " ".join(doc["hypothesis"].split())
+    return (
+        f"Hypothesis: {hypothesis}\n\nRuns: {sources}; seeds "
+        f"{_cell(doc.get('seeds', []))}; accuracy is the mean over seeds, "
+        "fit time the mean seconds of one fit.\n\n" + table(doc["cells"])
+    )
+
+
 LAYOUTS = {
+    "freeze_auto": _freeze_auto,
+    "freeze_auto_speech": _few_shot,
+    "freeze_auto_text": _few_shot,
     "domain_adaptation": _domain_adaptation,
     "domain_adaptation_defaults": _domain_adaptation,
     "domain_adaptation_mid_head": _domain_adaptation,

@@ -1,0 +1,179 @@
+"""``freeze="auto"`` against ``freeze=0`` and ``freeze="all"`` on every few-shot task.
+
+Hypothesis
+----------
+Neither the exact probe (``freeze="all"``) nor full fine-tuning (``freeze=0``)
+wins everywhere: on ImageNet's EfficientNet-Lite0 with 10 labels per class the
+probe did, on the shipped backbone and on text fine-tuning did. ``"auto"``
+measures it inside ``fit`` on a held-out fifth of the rows, and should come
+within 0.5 point of the better of the two on every task and label budget, at
+no more than 1.2 times the fit time of ``freeze=0``.
+
+Runs, one at a time (two torch threads, passive OpenMP waiting), the methods
+``auto``, ``ft_0`` and ``ft_all`` of three benchmarks, 3 seeds each:
+
+* ``transfer_vs_scratch`` (images: every task and k);
+* ``speech_few_shot`` (the ``keyword_cnn`` backbone on its three tasks at 2, 5
+  and 20 clips per class; the GE2E encoder's fine-tuning takes minutes per fit
+  here and is left out);
+* ``text_few_shot`` (MiniLM, both tasks at 8 and 50 texts per class);
+
+then writes ``results/freeze_auto.json``: per task and k, the mean accuracy
+of each, what "auto" chose per seed, its gap to the better of the other two
+and its fit time over that of ``freeze=0`` (same run, same machine). Run with
+``./dev bench freeze_auto`` (about 80 minutes on 2 cores), or
+``--summarise`` to rebuild the table from the three results files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from statistics import mean
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS_DIR, write_results
+
+HERE = Path(__file__).resolve().parent
+TRANSFER = (
+    "transfer_vs_scratch.part-fashion+user_cnn+digits+lite0_fashion-auto+ft_0+ft_all"
+)
+SPEECH, TEXT = "freeze_auto_speech", "freeze_auto_text"
+RUNS = [
+    [
+        "transfer_vs_scratch.py",
+        "--tasks",
+        "fashion,user_cnn,digits,lite0_fashion",
+        "--methods",
+        "auto,ft_0,ft_all",
+    ],
+    ["speech_few_shot.py", "--tasks", "digits", "language", "speaker"]
+    + ["--ks", "2", "5", "20", "--ft-ks", "2", "5", "20"]
+    + ["--backbones", "keyword_cnn", "--freeze", "0", "all", "auto", "--name", SPEECH],
+    ["text_few_shot.py", "--tasks", "sentiment", "genre", "--ks", "8", "50"]
+    + ["--freeze", "0", "auto", "--no-setfit", "--name", TEXT],
+]
+# Method labels of the speech and text benchmarks, by freeze value.
+LABELS = {"'auto'": "auto", "=0)": "0", "=0": "0", "'all'": "all"}
+MARGIN = 0.005
+
+
+def _freeze_of(method: str) -> str | None:
+    if "FineTune" not in method:
+        return None
+    for tail, freeze in LABELS.items():
+        if method.endswith(tail) or method.endswith(tail + ")"):
+            return freeze
+    return None
+
+
+def _rows() -> list[dict]:
+    """(benchmark, task, k, seed, freeze, accuracy, seconds, chosen) rows."""
+    rows = []
+    transfer = json.loads((RESULTS_DIR / f"{TRANSFER}.json").read_text())
+    names = {"auto": "auto", "ft_0": "0", "ft_all": "all"}
+    for r in transfer["records"]:
+        if r["method"] in names:
+            rows.append(
+                {
+                    "benchmark": "images",
+                    "task": r["task"],
+                    "k": r["k"],
+                    "seed": r["seed"],
+                    "freeze": names[r["method"]],
+                    "accuracy": r["accuracy"],
+                    "seconds": r["fit_seconds"],
+                    "chosen": r.get("best_freeze"),
+                    "commit": transfer.get("commit"),
+                }
+            )
+    for bench, name in (("speech", SPEECH), ("text", TEXT)):
+        path = RESULTS_DIR / f"{name}.json"
+        if not path.exists():
+            continue
+        doc = json.loads(path.read_text())
+        for r in doc["rows"]:
+            freeze = _freeze_of(r["method"])
+            if freeze is not None:
+                rows.append(
+                    {
+                        "benchmark": bench,
+                        "task": r["task"],
+                        "k": r["per_class"],
+                        "seed": r["seed"],
+                        "freeze": freeze,
+                        "accuracy": r["accuracy"],
+                        "seconds": r["fit_seconds"],
+                        "chosen": r.get("chosen_freeze"),
+                        "commit": doc.get("commit"),
+                    }
+                )
+    return rows
+
+
+def summarise() -> dict:
+    rows = _rows()
+    cells = []
+    for key in dict.fromkeys((r["benchmark"], r["task"], r["k"]) for r in rows):
+        mine = [r for r in rows if (r["benchmark"], r["task"], r["k"]) == key]
+        by = {f: [r for r in mine if r["freeze"] == f] for f in ("auto", "0", "all")}
+        if not all(by.values()):
+            continue
+        acc = {f: mean(r["accuracy"] for r in by[f]) for f in by}
+        best = max(acc["0"], acc["all"])
+        cells.append(
+            {
+                "benchmark": key[0],
+                "task": key[1],
+                "k": key[2],
+                "freeze=0": round(acc["0"], 3),
+                'freeze="all"': round(acc["all"], 3),
+                'freeze="auto"': round(acc["auto"], 3),
+                "auto chose": "/".join(str(r["chosen"]) for r in by["auto"]),
+                "auto - better": round(acc["auto"] - best, 3),
+                "within 0.5 pt": acc["auto"] >= best - MARGIN - 1e-9,
+                "time auto / freeze=0": round(
+                    mean(r["seconds"] for r in by["auto"])
+                    / mean(r["seconds"] for r in by["0"]),
+                    2,
+                ),
+                "seconds auto": round(mean(r["seconds"] for r in by["auto"]), 1),
+                "seconds freeze=0": round(mean(r["seconds"] for r in by["0"]), 1),
+            }
+        )
+    return {
+        "hypothesis": __doc__.split("Hypothesis\n----------\n")[1].split("\n\n")[0],
+        "command": "./dev bench freeze_auto",
+        "sources": {
+            bench: sorted({r["commit"] for r in rows if r["benchmark"] == bench})
+            for bench in ("images", "speech", "text")
+        },
+        "seeds": sorted({r["seed"] for r in rows}),
+        "cells": cells,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--summarise", action="store_true", help="only rebuild the summary table"
+    )
+    args = parser.parse_args()
+    if not args.summarise:
+        env = {**os.environ, "OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE"}
+        for run in RUNS:
+            subprocess.run(
+                [sys.executable, str(HERE / run[0]), *run[1:]], check=True, env=env
+            )
+    payload = summarise()
+    for cell in payload["cells"]:
+        print(cell)
+    write_results("freeze_auto", payload)
+
+
+if __name__ == "__main__":
+    main()
