@@ -219,6 +219,8 @@ def _choice_blocked(clf, y_encoded, domains) -> str | None:
         return "head_init='random': no probe to compare with"
     if getattr(clf, "_adapts_this_fit", False):
         return "domain adaptation trains the stages"
+    if clf.early_stopping:
+        return "early_stopping may end training before the comparison"
     if clf.max_epochs != "auto" and int(clf.max_epochs) < 2:
         return "max_epochs < 2 leaves no epochs after the comparison"
     labelled = y_encoded[y_encoded >= 0]

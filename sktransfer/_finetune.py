@@ -64,8 +64,8 @@ class FineTuneClassifier(SkorchGlue):
         every row for the other half. ``freeze_`` and ``freeze_scores_`` say
         what it chose and why. It is 0 where there is no probe to compare:
         ``weights=None``, ``head_hidden``, ``head_init="random"``, domain
-        adaptation with target rows, ``max_epochs`` below 2, or no class with
-        two rows.
+        adaptation with target rows, ``early_stopping``, ``max_epochs`` below
+        2, or no class with two rows.
     layer : "auto", "mid", None, str, int or list, default="auto"
         Stage(s) whose pooled outputs the head sees, as in
         :class:`PretrainedFeatureExtractor`. "mid" concatenates the third-

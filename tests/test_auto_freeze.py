@@ -69,6 +69,7 @@ def test_fine_tuning_goes_on_with_the_held_out_rows_when_it_wins(
         ({"weights": None}, "weights=None"),
         ({"max_epochs": 1}, "max_epochs < 2"),
         ({"head_hidden": (8,)}, "head_hidden"),
+        ({"early_stopping": True, "validation_fraction": 0.4}, "early_stopping"),
     ],
 )
 def test_auto_fine_tunes_where_there_is_no_probe_to_compare(
