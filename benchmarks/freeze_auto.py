@@ -16,12 +16,13 @@ Runs, one at a time (two torch threads, passive OpenMP waiting), the methods
 * ``speech_few_shot`` (the ``keyword_cnn`` backbone on its three tasks at 2, 5
   and 20 clips per class; the GE2E encoder's fine-tuning takes minutes per fit
   here and is left out);
-* ``text_few_shot`` (MiniLM, both tasks at 8 and 50 texts per class);
+* ``text_few_shot`` (MiniLM, both tasks at 8 texts per class; at 50, three
+  fine-tunes per seed take about 20 minutes per task here);
 
 then writes ``results/freeze_auto.json``: per task and k, the mean accuracy
 of each, what "auto" chose per seed, its gap to the better of the other two
 and its fit time over that of ``freeze=0`` (same run, same machine). Run with
-``./dev bench freeze_auto`` (about 80 minutes on 2 cores), or
+``./dev bench freeze_auto`` (about 75 minutes on 2 cores), or
 ``--summarise`` to rebuild the table from the three results files.
 """
 
@@ -54,7 +55,7 @@ RUNS = [
     ["speech_few_shot.py", "--tasks", "digits", "language", "speaker"]
     + ["--ks", "2", "5", "20", "--ft-ks", "2", "5", "20"]
     + ["--backbones", "keyword_cnn", "--freeze", "0", "all", "auto", "--name", SPEECH],
-    ["text_few_shot.py", "--tasks", "sentiment", "genre", "--ks", "8", "50"]
+    ["text_few_shot.py", "--tasks", "sentiment", "genre", "--ks", "8"]
     + ["--freeze", "0", "auto", "--no-setfit", "--name", TEXT],
 ]
 # Method labels of the speech and text benchmarks, by freeze value.
