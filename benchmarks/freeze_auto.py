@@ -16,13 +16,13 @@ Runs, one at a time (two torch threads, passive OpenMP waiting), the methods
 * ``speech_few_shot`` (the ``keyword_cnn`` backbone on its three tasks at 2, 5
   and 20 clips per class; the GE2E encoder's fine-tuning takes minutes per fit
   here and is left out);
-* ``text_few_shot`` (MiniLM, both tasks at 8 texts per class; at 50, three
-  fine-tunes per seed take about 20 minutes per task here);
+* ``text_few_shot`` (MiniLM, both tasks at 8 and 50 texts per class, one
+  results file each);
 
 then writes ``results/freeze_auto.json``: per task and k, the mean accuracy
 of each, what "auto" chose per seed, its gap to the better of the other two
 and its fit time over that of ``freeze=0`` (same run, same machine). Run with
-``./dev bench freeze_auto`` (about 75 minutes on 2 cores), or
+``./dev bench freeze_auto`` (about two hours on 2 cores), or
 ``--summarise`` to rebuild the table from the three results files.
 """
 
@@ -43,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 TRANSFER = (
     "transfer_vs_scratch.part-fashion+user_cnn+digits+lite0_fashion-auto+ft_0+ft_all"
 )
-SPEECH, TEXT = "freeze_auto_speech", "freeze_auto_text"
+SPEECH, TEXT, TEXT_50 = "freeze_auto_speech", "freeze_auto_text", "freeze_auto_text_k50"
 RUNS = [
     [
         "transfer_vs_scratch.py",
@@ -57,6 +57,8 @@ RUNS = [
     + ["--backbones", "keyword_cnn", "--freeze", "0", "all", "auto", "--name", SPEECH],
     ["text_few_shot.py", "--tasks", "sentiment", "genre", "--ks", "8"]
     + ["--freeze", "0", "auto", "--no-setfit", "--name", TEXT],
+    ["text_few_shot.py", "--tasks", "sentiment", "genre", "--ks", "50"]
+    + ["--freeze", "0", "auto", "--no-setfit", "--name", TEXT_50],
 ]
 # Method labels of the speech and text benchmarks, by freeze value.
 LABELS = {"'auto'": "auto", "=0)": "0", "=0": "0", "'all'": "all"}
@@ -92,7 +94,7 @@ def _rows() -> list[dict]:
                     "commit": transfer.get("commit"),
                 }
             )
-    for bench, name in (("speech", SPEECH), ("text", TEXT)):
+    for bench, name in (("speech", SPEECH), ("text", TEXT), ("text", TEXT_50)):
         path = RESULTS_DIR / f"{name}.json"
         if not path.exists():
             continue

@@ -275,6 +275,7 @@ LAYOUTS = {
     "freeze_auto": _freeze_auto,
     "freeze_auto_speech": _few_shot,
     "freeze_auto_text": _few_shot,
+    "freeze_auto_text_k50": _few_shot,
     "domain_adaptation": _domain_adaptation,
     "domain_adaptation_defaults": _domain_adaptation,
     "domain_adaptation_mid_head": _domain_adaptation,
