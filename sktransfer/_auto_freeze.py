@@ -33,7 +33,7 @@ from torch import nn
 
 from ._inputs import collate_samples
 from ._probe import fit_linear_probe
-from ._training import run_training, seed_of
+from ._training import probe_class_weight, run_training, seed_of
 
 __all__ = ["DECIDE_AT", "HOLDOUT_FRACTION", "fit_auto_freeze", "resolved_freeze"]
 
@@ -123,18 +123,12 @@ def _probe_scores(clf, features, labels, weights, trial, held) -> dict:
         features[trial],
         labels[trial],
         C=clf.probe_C,
-        class_weight=_encoded_class_weight(clf),
+        class_weight=probe_class_weight(clf),
         sample_weight=None if weights is None else weights[trial],
     )
     with torch.no_grad():
         logits = linear(torch.as_tensor(features[held], dtype=torch.float32))
     return _scores(logits.log_softmax(1), labels[held], _rows(weights, held))
-
-
-def _encoded_class_weight(clf):
-    if isinstance(clf.class_weight, dict):
-        return {i: clf.class_weight.get(c, 1.0) for i, c in enumerate(clf.classes_)}
-    return clf.class_weight
 
 
 def _rows(weights, index):

@@ -45,6 +45,7 @@ __all__ = [
     "run_training",
     "starts_from_probe",
     "criterion_weight",
+    "probe_class_weight",
     "seed_of",
 ]
 
@@ -342,24 +343,25 @@ def _fit_probe(clf, plan: TrainingPlan, labels: np.ndarray, weights) -> None:
     plan.probe_rows = np.asarray(plan.train.indices)[labelled]
     labels = labels[labelled]
     weights = None if weights is None else weights[labelled]
-    class_weight = clf.class_weight
-    if isinstance(class_weight, dict):
-        class_weight = {
-            index: class_weight.get(label, 1.0)
-            for index, label in enumerate(clf.classes_)
-        }
     converged = fit_linear_probe(
         module.head[-1],
         features,
         labels,
         C=clf.probe_C,
-        class_weight=class_weight,
+        class_weight=probe_class_weight(clf),
         sample_weight=weights,
     )
     if not converged:
         warnings.warn(_probe_advice(clf, features), ConvergenceWarning, stacklevel=2)
     # The head's group comes first (FineTuneClassifier.initialize_optimizer).
     clf.optimizer_.param_groups[0]["lr"] = probed_head_lr(clf.lr, features)
+
+
+def probe_class_weight(clf):
+    """``class_weight`` keyed by encoded class, as the probe's labels are."""
+    if isinstance(clf.class_weight, dict):
+        return {i: clf.class_weight.get(c, 1.0) for i, c in enumerate(clf.classes_)}
+    return clf.class_weight
 
 
 def _freezes_batchnorm(clf) -> bool:
