@@ -5,6 +5,7 @@ from ._features import PretrainedFeatureExtractor
 from ._finetune import FineTuneClassifier
 from ._inputs import as_audio_source, as_image_source, list_image_folder
 from ._persistence import load_model, save_model
+from ._regressor import FineTuneRegressor
 from ._version import __version__
 from .backbones import (
     Preprocessing,
@@ -15,6 +16,7 @@ from .backbones import (
 
 __all__ = [
     "FineTuneClassifier",
+    "FineTuneRegressor",
     "FrozenOutputCache",
     "PretrainedFeatureExtractor",
     "Preprocessing",

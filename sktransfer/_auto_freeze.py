@@ -7,16 +7,19 @@ won, on the shipped Fashion-MNIST backbone and on text fine-tuning won. So
 
 1. the probe is fitted on all labelled rows (cheap: one frozen pass and a
    convex solve); that is the model if the probe wins;
-2. a stratified ``HOLDOUT_FRACTION`` of the rows (at least one per class that
-   has two) is set aside, and a probe fitted on the rest scores them;
+2. a ``HOLDOUT_FRACTION`` of the rows (stratified for classes: at least one
+   per class that has two) is set aside, and a probe fitted on the rest scores them;
 3. fine-tuning (``freeze=0``) trains on the rest for ``DECIDE_AT`` of the
    epochs, its learning rates warmed up and annealed to zero over them: a
    finished, shorter fine-tune (scored mid-way through one long schedule, it
    lost to the probe with 250 labels per class where the finished one won);
    it then scores the same held-out rows;
-4. if it does not beat the probe there, training stops and the probe of step 1
-   is the model; otherwise the held-out rows join and a second warm-up and
-   cosine cycle trains on every row for the remaining epochs.
+4. if it does not beat the probe there (the targets' held-out score:
+   accuracy, then log-loss, for classes; log-loss for label sets; squared
+   error for numbers, :mod:`sktransfer._targets`), training stops and the
+   probe of step 1 is the model; otherwise the held-out rows join and a
+   second warm-up and cosine cycle trains on every row for the remaining
+   epochs.
 
 The held-out scores and the choice are kept in ``freeze_`` and
 ``freeze_scores_``; saved models record them.
@@ -32,8 +35,7 @@ from skorch.callbacks import Callback
 from torch import nn
 
 from ._inputs import collate_samples
-from ._probe import fit_linear_probe
-from ._training import probe_class_weight, run_training, seed_of
+from ._training import run_training, seed_of
 
 __all__ = ["DECIDE_AT", "HOLDOUT_FRACTION", "fit_auto_freeze", "resolved_freeze"]
 
@@ -76,11 +78,12 @@ def resolved_freeze(clf):
     return getattr(clf, "_fit_freeze", getattr(clf, "freeze_", 0))
 
 
-def holdout_rows(labels: np.ndarray, rows: np.ndarray, seed) -> np.ndarray:
+def holdout_rows(labels: np.ndarray | None, rows: np.ndarray, seed) -> np.ndarray:
     """Stratified held-out rows among ``rows``: ``HOLDOUT_FRACTION`` per class.
 
     Classes with a single row keep it for training; the others give at least
-    one row.
+    one row. Without ``labels`` (several labels or numbers per row) it is
+    ``HOLDOUT_FRACTION`` of all the rows, at least one.
 
     Examples
     --------
@@ -92,6 +95,9 @@ def holdout_rows(labels: np.ndarray, rows: np.ndarray, seed) -> np.ndarray:
     [2, 1, 0]
     """
     rng = np.random.default_rng(seed)
+    if labels is None:
+        count = max(1, round(HOLDOUT_FRACTION * len(rows)))
+        return np.sort(rng.choice(rows, size=count, replace=False))
     held = []
     for label in np.unique(labels[rows]):
         members = rows[labels[rows] == label]
@@ -102,48 +108,24 @@ def holdout_rows(labels: np.ndarray, rows: np.ndarray, seed) -> np.ndarray:
     return np.sort(np.concatenate(held)) if held else np.empty(0, np.int64)
 
 
-def _scores(log_proba: torch.Tensor, labels: np.ndarray, weights) -> dict:
-    """Held-out accuracy and log-loss (mean negative log-likelihood)."""
-    labels_t = torch.as_tensor(labels)
-    w = torch.ones(len(labels)) if weights is None else torch.as_tensor(weights)
-    w = w.float() / w.sum()
-    hit = (log_proba.argmax(1) == labels_t).float()
-    nll = -log_proba.gather(1, labels_t[:, None])[:, 0]
-    return {
-        "accuracy": round(float((w * hit).sum()), 4),
-        "log_loss": round(float((w * nll).sum()), 4),
-    }
-
-
 def _probe_scores(clf, features, labels, weights, trial, held) -> dict:
     """A probe fitted on the ``trial`` rows of ``features``, scored on ``held``."""
-    linear = nn.Linear(features.shape[1], len(clf.classes_))
-    fit_linear_probe(
+    targets = clf._targets
+    linear = nn.Linear(features.shape[1], targets.n_outputs)
+    targets.fit_probe(
         linear,
         features[trial],
         labels[trial],
-        C=clf.probe_C,
-        class_weight=probe_class_weight(clf),
-        sample_weight=None if weights is None else weights[trial],
+        clf,
+        None if weights is None else weights[trial],
     )
     with torch.no_grad():
-        logits = linear(torch.as_tensor(features[held], dtype=torch.float32))
-    return _scores(logits.log_softmax(1), labels[held], _rows(weights, held))
+        outputs = linear(torch.as_tensor(features[held], dtype=torch.float32))
+    return targets.holdout_scores(outputs, labels[held], _rows(weights, held))
 
 
 def _rows(weights, index):
     return None if weights is None else weights[index]
-
-
-def _finetune_wins(finetune: dict, probe: dict) -> bool:
-    """Whether the fine-tune beat the probe on the held-out rows.
-
-    More rows right, or as many and a smaller log-loss: a tie in accuracy is
-    common with a few held-out rows, and the log-loss still orders the two.
-    """
-    if finetune["accuracy"] != probe["accuracy"]:
-        return finetune["accuracy"] > probe["accuracy"]
-    return finetune["log_loss"] < probe["log_loss"]
 
 
 class FreezeJudge(Callback):
@@ -154,7 +136,7 @@ class FreezeJudge(Callback):
     held : Dataset
         The held-out rows, as the network's training inputs.
     labels, weights : ndarray
-        Their encoded labels and sample weights (or None).
+        Their encoded targets and sample weights (or None).
     probe : dict
         The probe's scores on them.
     decide_epoch : int
@@ -182,20 +164,20 @@ class FreezeJudge(Callback):
                 outputs = [module(batch).float().cpu() for batch, _ in loader]
         finally:
             module.train()
-        log_proba = torch.cat(outputs).log_softmax(1)
-        return _scores(log_proba, self.labels, self.weights)
+        scores = net._targets.holdout_scores
+        return scores(torch.cat(outputs), self.labels, self.weights)
 
     def on_epoch_end(self, net, **kwargs):
         if len(net.history) != self.decide_epoch:
             return
         finetune = self.score(net)
-        wins = _finetune_wins(finetune, self.probe)
+        targets = net._targets
+        wins = targets.better(finetune, self.probe)
         net.freeze_scores_.update(finetune=finetune, epoch=self.decide_epoch)
         net._say(
-            f"freeze='auto': held-out accuracy after {self.decide_epoch} epochs "
-            f"{finetune['accuracy']:.3f} (log-loss {finetune['log_loss']:.3f}) "
-            f"against the probe's {self.probe['accuracy']:.3f} "
-            f"({self.probe['log_loss']:.3f}): "
+            f"freeze='auto': held-out {targets.describe(finetune)} after "
+            f"{self.decide_epoch} epochs, against the probe's "
+            f"{targets.describe(self.probe)}: "
             + ("fine-tuning goes on with every row" if wins else "the probe wins")
         )
         if not wins:
@@ -217,8 +199,12 @@ def _choice_blocked(clf, y_encoded, domains) -> str | None:
         return "early_stopping may end training before the comparison"
     if clf.max_epochs != "auto" and int(clf.max_epochs) < 2:
         return "max_epochs < 2 leaves no epochs after the comparison"
-    labelled = y_encoded[y_encoded >= 0]
-    if len(labelled) == 0 or np.bincount(labelled).max() < 2:
+    labelled = y_encoded[clf._targets.labelled(y_encoded)]
+    strata = clf._targets.strata(labelled)
+    if strata is None:
+        if len(labelled) < 5:
+            return "fewer than 5 rows: too few to hold one out"
+    elif len(strata) == 0 or np.bincount(strata).max() < 2:
         return "no class has two labelled rows to hold one out"
     return None
 
@@ -236,7 +222,8 @@ def fit_auto_freeze(clf, source, y_encoded, domains, sample_weight) -> None:
     probe_model = {name: getattr(clf, name) for name in _FITTED_STATE}
     features, rows = plan.probe_features, plan.probe_rows
     # 2. The same probe on the trial rows, scored on the held-out rows.
-    held = holdout_rows(y_encoded, rows, seed_of(clf.random_state))
+    strata = clf._targets.strata(y_encoded)
+    held = holdout_rows(strata, rows, seed_of(clf.random_state))
     in_held = np.isin(rows, held)
     trial_pos, held_pos = np.flatnonzero(~in_held), np.flatnonzero(in_held)
     weights = None if sample_weight is None else sample_weight[rows]

@@ -1,4 +1,4 @@
-"""How FineTuneClassifier builds its network from its parameters.
+"""How the estimators build their network from their parameters.
 
 :func:`build_network` resolves the backbone, picks the stages the head sees
 (``layer``, "auto" made concrete), decides whether a second head sits on the
@@ -26,8 +26,8 @@ __all__ = ["build_network"]
 def build_network(clf) -> None:
     """Set ``clf.module_`` (and ``layer_``, ``final_head_``, ``n_frozen_`` ...).
 
-    ``clf`` is a FineTuneClassifier; while it restores a saved model
-    (``_restoring``) the architecture comes from the saved entries and no
+    ``clf`` is a FineTuneClassifier or FineTuneRegressor; while it restores a
+    saved model (``_restoring``) the architecture comes from the saved entries and no
     pretrained weights are loaded.
     """
     restoring = getattr(clf, "_restoring", False)
@@ -66,10 +66,11 @@ def build_network(clf) -> None:
         device=clf._resolved_device(),
         autocast=clf.autocast,
         final_head=final_head,
+        output=clf._targets.output,
     )
     clf.n_frozen_ = n_frozen
     clf.domain_discriminator_ = None
-    if clf.adaptation == "dann":
+    if clf._adaptation() == "dann":
         features = clf.module_.head[-1].in_features
         # Its random weights leave torch's generator as it was, so the
         # batch order (and a fit without target rows) is the plain fit's.
@@ -80,12 +81,12 @@ def build_network(clf) -> None:
 
 def _new_head(clf, width: int):
     return build_head(
-        width, tuple(clf.head_hidden), float(clf.head_dropout), len(clf.classes_)
+        width, tuple(clf.head_hidden), float(clf.head_dropout), clf._targets.n_outputs
     )
 
 
 def _adapting(clf) -> bool:
-    return getattr(clf, "_adapts_this_fit", clf.adaptation is not None)
+    return getattr(clf, "_adapts_this_fit", clf._adaptation() is not None)
 
 
 def _resolved_layer(clf, backbone: Backbone):

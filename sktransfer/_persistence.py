@@ -17,12 +17,14 @@ from sklearn.exceptions import NotFittedError
 
 from ._features import PretrainedFeatureExtractor
 from ._finetune import FineTuneClassifier
+from ._regressor import FineTuneRegressor
 from ._version import __version__
 
 __all__ = ["save_model", "load_model"]
 
 _ESTIMATORS = {
     "FineTuneClassifier": FineTuneClassifier,
+    "FineTuneRegressor": FineTuneRegressor,
     "PretrainedFeatureExtractor": PretrainedFeatureExtractor,
 }
 # Parameters that cannot be written as JSON and are restored to their defaults.
@@ -60,7 +62,7 @@ def save_model(estimator, path: str | os.PathLike) -> Path:
 
     Parameters
     ----------
-    estimator : FineTuneClassifier or PretrainedFeatureExtractor
+    estimator : FineTuneClassifier, FineTuneRegressor or PretrainedFeatureExtractor
         A fitted estimator.
     path : str or path-like
         Folder to create (or overwrite) with ``config.json`` and
@@ -87,8 +89,8 @@ def save_model(estimator, path: str | os.PathLike) -> Path:
     kind = type(estimator).__name__
     if kind not in _ESTIMATORS:
         raise TypeError(
-            f"save_model saves FineTuneClassifier or PretrainedFeatureExtractor "
-            f"instances; got {kind}."
+            "save_model saves FineTuneClassifier, FineTuneRegressor or "
+            f"PretrainedFeatureExtractor instances; got {kind}."
         )
     params = estimator.get_params(deep=False)
     config_params = {}

@@ -1,4 +1,4 @@
-"""Linear probing: a linear head set to the exact logistic-regression optimum.
+"""Linear probing: a linear head set to the exact logistic or ridge optimum.
 
 With frozen features, training a linear head is convex. Instead of hoping that a
 few epochs of Adam reach the optimum, scikit-learn's ``LogisticRegression`` solves
@@ -18,13 +18,22 @@ import warnings
 import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge, RidgeCV
 from torch import nn
 
-__all__ = ["PROBE_MAX_ITER", "fit_linear_probe"]
+__all__ = [
+    "PROBE_ALPHAS",
+    "PROBE_MAX_ITER",
+    "fit_binary_probes",
+    "fit_linear_probe",
+    "fit_ridge_probe",
+]
 
 PROBE_MAX_ITER = 1000  # Newton iterations: it needs tens
 FLOAT32_MAX_ITER = 50
+# probe_alpha="auto": the ridge penalties leave-one-out cross-validation picks
+# from (on standardised targets).
+PROBE_ALPHAS = np.logspace(-2, 4, 13)
 
 
 @torch.no_grad()
@@ -59,6 +68,28 @@ def fit_linear_probe(
     >>> head(torch.tensor([[0.0], [3.0]], dtype=torch.float32)).argmax(1).tolist()
     [0, 1]
     """
+    coef, intercept, classes, converged = _logistic(
+        features, labels, C, class_weight, sample_weight
+    )
+    coef = torch.as_tensor(coef, dtype=linear.weight.dtype, device=linear.weight.device)
+    intercept = torch.as_tensor(
+        intercept, dtype=linear.bias.dtype, device=linear.bias.device
+    )
+    if linear.out_features == 2:
+        # Binary LR gives one logit; [0, z] has the same softmax.
+        linear.weight.zero_()
+        linear.bias.zero_()
+        linear.weight[1] = coef[0]
+        linear.bias[1] = intercept[0]
+    else:
+        present = torch.as_tensor(classes)
+        linear.weight[present] = coef
+        linear.bias[present] = intercept
+    return converged
+
+
+def _logistic(features, labels, C, class_weight, sample_weight):
+    """(coef, intercept, classes, converged) of the L2 logistic regression."""
     features = np.asarray(features)
     centre = np.average(features, axis=0, weights=sample_weight)
     probe = LogisticRegression(
@@ -80,21 +111,92 @@ def fit_linear_probe(
         converged = _solve(probe, centred, labels, sample_weight)
     coef = probe.coef_.astype(np.float64)
     intercept = probe.intercept_ - coef @ centre  # back to uncentred features
-    coef = torch.as_tensor(coef, dtype=linear.weight.dtype, device=linear.weight.device)
-    intercept = torch.as_tensor(
-        intercept, dtype=linear.bias.dtype, device=linear.bias.device
-    )
-    if linear.out_features == 2:
-        # Binary LR gives one logit; [0, z] has the same softmax.
-        linear.weight.zero_()
-        linear.bias.zero_()
-        linear.weight[1] = coef[0]
-        linear.bias[1] = intercept[0]
-    else:
-        present = torch.as_tensor(probe.classes_)
-        linear.weight[present] = coef
-        linear.bias[present] = intercept
+    return coef, intercept, probe.classes_, converged
+
+
+@torch.no_grad()
+def fit_binary_probes(
+    linear: nn.Linear,
+    features: np.ndarray,
+    indicators: np.ndarray,
+    *,
+    C: float = 1.0,
+    class_weight=None,
+    sample_weight: np.ndarray | None = None,
+) -> bool:
+    """Set ``linear`` to one L2 logistic regression per label (one-vs-rest).
+
+    ``indicators`` is the ``(n, n_labels)`` 0/1 matrix; output ``j`` of
+    ``linear`` becomes the logit of label ``j``, exactly as scikit-learn's
+    ``OneVsRestClassifier(LogisticRegression(C=C))`` fits it. Returns whether
+    every solver converged.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from torch import nn
+    >>> from sktransfer._probe import fit_binary_probes
+    >>> X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    >>> Y = np.array([[0, 1], [0, 1], [1, 0], [1, 1]])
+    >>> fit_binary_probes(nn.Linear(1, 2), X, Y)
+    True
+    """
+    converged = True
+    for j in range(indicators.shape[1]):
+        coef, intercept, _, ok = _logistic(
+            features, indicators[:, j].astype(np.int64), C, class_weight, sample_weight
+        )
+        linear.weight[j] = torch.as_tensor(coef[0]).to(linear.weight)
+        linear.bias[j] = float(intercept[0])
+        converged = converged and ok
     return converged
+
+
+@torch.no_grad()
+def fit_ridge_probe(
+    linear: nn.Linear,
+    features: np.ndarray,
+    targets: np.ndarray,
+    *,
+    alpha: float | str = 1.0,
+    sample_weight: np.ndarray | None = None,
+) -> float:
+    """Set ``linear`` to the ridge regression of ``targets`` on ``features``.
+
+    The same optimum as scikit-learn's ``Ridge(alpha=alpha)`` (intercept not
+    penalised). ``alpha="auto"`` picks it from :data:`PROBE_ALPHAS` by exact
+    leave-one-out cross-validation (``RidgeCV``'s efficient form), as one fixed
+    penalty does not suit embeddings of every width and scale. Returns the
+    penalty used.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from torch import nn
+    >>> from sktransfer._probe import fit_ridge_probe
+    >>> X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    >>> head = nn.Linear(1, 1)
+    >>> fit_ridge_probe(head, X, 2 * X + 1, alpha=1e-9)
+    1e-09
+    >>> weight, bias = head.weight.detach(), head.bias.detach()
+    >>> round(float(weight[0, 0]), 4), round(float(bias[0]), 4)
+    (2.0, 1.0)
+    """
+    features = np.asarray(features, dtype=np.float64)
+    targets = np.asarray(targets, dtype=np.float64).reshape(len(features), -1)
+    if alpha == "auto":
+        model = RidgeCV(alphas=PROBE_ALPHAS).fit(
+            features, targets, sample_weight=sample_weight
+        )
+        alpha = float(model.alpha_)
+    else:
+        model = Ridge(alpha=alpha).fit(features, targets, sample_weight=sample_weight)
+    coef = np.asarray(model.coef_).reshape(targets.shape[1], -1)
+    linear.weight.copy_(torch.as_tensor(coef, dtype=linear.weight.dtype))
+    linear.bias.copy_(
+        torch.as_tensor(np.ravel(model.intercept_), dtype=linear.bias.dtype)
+    )
+    return alpha
 
 
 def _solve(probe, features, labels, sample_weight) -> bool:

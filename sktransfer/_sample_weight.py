@@ -32,6 +32,7 @@ __all__ = [
     "split_targets",
     "target_labels",
     "weighted_cross_entropy",
+    "weighted_mean",
 ]
 
 
@@ -139,3 +140,12 @@ def weighted_cross_entropy(
     total = weights if class_weight is None else weights * class_weight[labels]
     # A batch whose rows all weigh 0 contributes nothing (not NaN).
     return (losses * weights).sum() / total.sum().clamp_min(1e-12)
+
+
+def weighted_mean(losses: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Mean of per-row ``losses``, ``sum(w_i * l_i) / sum(w_i)`` when weighted."""
+    if weights is None:
+        return losses.mean()
+    weights = weights.to(losses.device, losses.dtype)
+    # A batch whose rows all weigh 0 contributes nothing (not NaN).
+    return (losses * weights).sum() / weights.sum().clamp_min(1e-12)

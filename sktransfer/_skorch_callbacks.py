@@ -2,8 +2,9 @@
 
 skorch builds a net's callbacks from ``_default_callbacks`` in ``initialize``.
 :class:`CallbacksMixin` lists sktransfer's: validation accuracy on the encoded
-labels, the step schedule (warm-up, cosine), weight averaging, early stopping,
-and the epoch table, which ``verbose=None`` shows in interactive sessions only.
+labels (single-label classifiers), the step schedule (warm-up, cosine), weight
+averaging, early stopping, and the epoch table, which ``verbose=None`` shows in
+interactive sessions only.
 """
 
 from __future__ import annotations
@@ -49,13 +50,14 @@ class CallbacksMixin:
             for name, callback in super()._default_callbacks
             if name not in ("valid_acc", "print_log")
         ]
-        scoring = EpochScoring(
-            _encoded_accuracy,
-            name="valid_acc",
-            lower_is_better=False,
-            target_extractor=target_labels,
-        )
-        callbacks.append(("valid_acc", scoring))
+        if getattr(getattr(self, "_targets", None), "kind", "") == "multiclass":
+            scoring = EpochScoring(
+                _encoded_accuracy,
+                name="valid_acc",
+                lower_is_better=False,
+                target_extractor=target_labels,
+            )
+            callbacks.append(("valid_acc", scoring))
         schedule = StepSchedule(cosine=self.schedule == "cosine", warmup=self.warmup)
         callbacks.append(("lr_schedule", schedule))
         if self.weight_averaging == "swa":

@@ -1,39 +1,49 @@
-"""The skorch side of FineTuneClassifier: data, labels, inference and persistence.
+"""The skorch side of FineTuneClassifier and FineTuneRegressor.
 
-:class:`SkorchGlue` adapts skorch's ``NeuralNetClassifier`` to a network that is
+:class:`SkorchGlue` adapts skorch's ``NeuralNet`` to a network that is
 a :class:`~sktransfer._runtime.BackboneRuntime`. What it adapts lives in one
 module each: the callbacks (:mod:`sktransfer._skorch_callbacks`), the optimiser
 groups (:mod:`sktransfer._skorch_optimizer`), the loss
 (:mod:`sktransfer._skorch_loss`) and the device (:mod:`sktransfer._skorch_device`).
-This class keeps the rest: batches, seeding, label encoding, predictions sorted
-for speed, the persistent state, tags and the repr.
+This class keeps the rest: the fit flow, batches, seeding, target encoding
+(through the estimator's targets, :mod:`sktransfer._targets`), outputs
+computed in an order sorted for speed, the persistent state, tags and the repr.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
+import os
+from numbers import Integral, Real
 
+import joblib
 import numpy as np
 import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import validate_parameter_constraints
-from skorch import NeuralNetClassifier
+from skorch import NeuralNet
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ._adaptation import MASKED_LABEL, DomainBatches, Domains, resolve_domains
-from ._inputs import SourceDataset, collate_samples
-from ._labels import check_labels, encode_labels, fit_classes
+from ._auto_freeze import fit_auto_freeze
+from ._cache_store import FrozenOutputCache
+from ._inputs import SourceDataset, collate_samples, source_image_size
 from ._recipe import EvenBatches
+from ._sample_weight import check_fit_params, check_sample_weight
 from ._skorch_callbacks import CallbacksMixin
 from ._skorch_device import DeviceMixin
 from ._skorch_loss import LossMixin
 from ._skorch_optimizer import OptimizerMixin
-from ._training import seed_of
+from ._targets import ClassTargets, LabelSetTargets, NumericTargets
+from ._training import run_training, seed_of
 from ._validation import (
+    Interval,
+    StrOptions,
     check_normalisation,
     check_width,
     input_modality,
+    input_source,
     resolve_device,
 )
 from .backbones import check_backbone_argument
@@ -44,10 +54,141 @@ __all__ = ["SkorchGlue"]
 _CRITERION_WEIGHT = "__criterion__.weight"
 
 
-class SkorchGlue(
-    CallbacksMixin, OptimizerMixin, LossMixin, DeviceMixin, NeuralNetClassifier
-):
-    """skorch hooks shared by sktransfer's trainable estimators (not public)."""
+class SkorchGlue(CallbacksMixin, OptimizerMixin, LossMixin, DeviceMixin, NeuralNet):
+    """skorch hooks shared by sktransfer's trainable estimators (not public).
+
+    A subclass says what its targets are with ``_check_targets`` (``y``
+    checked) and ``_new_targets`` (the targets object fitted on them).
+    """
+
+    # Constraints of the parameters both estimators take; each extends them.
+    _parameter_constraints: dict = {
+        "backbone": "no_validation",
+        "weights": [str, os.PathLike, None],
+        "freeze": [
+            Interval(Integral, 0, None, closed="left"),
+            StrOptions({"all", "auto"}),
+        ],
+        "layer": [str, Integral, list, tuple, None],
+        "pooling": [StrOptions({"grid", "avg", "max", "avgmax", "gem"}), None],
+        "head_hidden": [tuple, list],
+        "head_dropout": [Interval(Real, 0, 1, closed="left")],
+        "head_init": [StrOptions({"auto", "probe", "random"})],
+        "final_head": ["boolean", StrOptions({"auto"})],
+        "image_size": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
+        "image_shape": [tuple, list, None],
+        "image_mean": [Real, tuple, list, None],
+        "image_std": [Real, tuple, list, None],
+        "max_length": [Interval(Integral, 1, None, closed="left"), None],
+        "sample_rate": [Interval(Integral, 1000, 768_000, closed="both")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "backbone_lr": [Interval(Real, 0, None, closed="left"), None],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "max_epochs": [
+            Interval(Integral, 0, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "schedule": [StrOptions({"cosine"}), None],
+        "warmup": [Interval(Real, 0, 1, closed="left")],
+        "layer_decay": [Interval(Real, 0, 1, closed="right"), None],
+        "weight_averaging": [StrOptions({"swa", "wise"}), None],
+        "freeze_batchnorm": ["boolean", StrOptions({"auto"})],
+        "bn_stats": [StrOptions({"auto", "pretrained", "refit"})],
+        "recalibrate_bn": ["boolean"],
+        "tta": ["boolean"],
+        "augment": ["boolean", StrOptions({"crop", "flip"})],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "cache_frozen": ["boolean"],
+        "cache": [str, os.PathLike, FrozenOutputCache, joblib.Memory, None],
+        "cache_dtype": [StrOptions({"float32", "float16"})],
+        "cache_max_bytes": [Interval(Integral, 0, None, closed="left"), None],
+        "device": [str, torch.device],
+        "autocast": ["boolean"],
+        "random_state": ["random_state"],
+    }
+
+    # ------------------------------------------------------------ the fit flow
+    def initialize_module(self):
+        # Built from the parameters alone; skorch calls this again when
+        # set_params changes a module parameter of a fitted net.
+        from ._network import build_network
+
+        build_network(self)
+        return self
+
+    def _fit(self, X, y, sample_weight, sample_domain, fit_params):
+        """``fit``: a fresh model, or more training with ``warm_start``."""
+        continuing = self.warm_start and getattr(self, "initialized_", False)
+        check_fit_params(self, fit_params)
+        self._check_parameters()
+        source = self._as_source(X)
+        y_encoded, domains = self._encode_labels(
+            y, len(source), refit=not continuing, sample_domain=sample_domain
+        )
+        weights = check_sample_weight(sample_weight, len(source), domains.source)
+        if not continuing:
+            self._input_size = source_image_size(source)
+            self._adapts_this_fit = bool(self._adaptation()) and bool(
+                domains is not None and domains.has_target
+            )
+        self.device_ = resolve_device(self.device)
+        check_width(self, X, reset=not continuing)
+        with self._seeded():
+            if continuing:
+                self._check_adaptation()
+                self._train(source, y_encoded, domains, weights, probe=False)
+            elif self.freeze == "auto":
+                fit_auto_freeze(self, source, y_encoded, domains, weights)
+            else:
+                self._fit_freeze = self.freeze_ = self.freeze
+                self.freeze_scores_ = None
+                self.initialize()
+                self._check_adaptation()
+                self._train(source, y_encoded, domains, weights, probe=True)
+        return self
+
+    def _partial_fit(self, X, y, sample_weight, sample_domain, fit_params):
+        check_fit_params(self, fit_params)
+        if not getattr(self, "initialized_", False):
+            return self._fit(X, y, sample_weight, sample_domain, {})
+        check_width(self, X, reset=False)
+        source = self._as_source(X)
+        y_encoded, domains = self._encode_labels(
+            y, len(source), refit=False, sample_domain=sample_domain
+        )
+        weights = check_sample_weight(sample_weight, len(source), domains.source)
+        with self._seeded():
+            self._train(source, y_encoded, domains, weights, probe=False)
+        return self
+
+    def _train(self, source, y_encoded, domains, sample_weight, *, probe: bool):
+        run_training(
+            self,
+            source,
+            y_encoded,
+            probe=probe,
+            domains=domains,
+            sample_weight=sample_weight,
+        )
+
+    def _adaptation(self):
+        return getattr(self, "adaptation", None)
+
+    def _check_adaptation(self) -> None:
+        from ._adaptation import check_adaptation
+
+        backbone = self.module_.backbone
+        check_adaptation(
+            self._adaptation(),
+            all_frozen=not any(p.requires_grad for p in backbone.parameters()),
+            linear_head=not self.head_hidden,
+        )
+
+    def _as_source(self, X):
+        return input_source(self, X)
 
     def get_iterator(self, dataset, training=False):
         # skorch's, with batches of texts collated into object arrays (which
@@ -117,13 +258,24 @@ class SkorchGlue(
     def _encode_labels(
         self, y, n_samples: int, *, refit: bool, sample_domain=None
     ) -> tuple[np.ndarray, Domains]:
-        """Encoded labels (-1 on target rows) and the rows' domains."""
-        y = check_labels(y, n_samples, estimator=type(self).__name__)
-        domains = resolve_domains(y, sample_domain, self.adaptation)
+        """Encoded targets (labels: -1 on target rows) and the rows' domains."""
+        y = self._check_targets(y, n_samples)
+        if y.ndim == 1:
+            domains = resolve_domains(y, sample_domain, self._adaptation())
+        elif self._adaptation() is not None:
+            raise ValueError(
+                f"adaptation={self._adaptation()!r} needs one class label per "
+                f"row; y has shape {y.shape}. Set adaptation=None."
+            )
+        else:  # several labels or numbers per row: every row is labelled
+            everywhere = np.ones(len(y), dtype=bool)
+            domains = Domains(source=everywhere, target=~everywhere)
         labelled = y[domains.source]
         if refit:
-            self.classes_inferred_ = fit_classes(labelled)
-        self._y_encoded_ = encode_labels(labelled, self.classes_)
+            self._targets = self._new_targets(labelled)
+        self._y_encoded_ = self._targets.encode(labelled)
+        if not domains.has_target:
+            return self._y_encoded_, domains
         encoded = np.full(len(y), MASKED_LABEL, dtype=np.int64)
         encoded[domains.source] = self._y_encoded_
         return encoded, domains
@@ -131,34 +283,30 @@ class SkorchGlue(
     def _seed(self):
         return seed_of(self.random_state)
 
-    def predict_proba(self, X, sample_domain=None) -> np.ndarray:
-        """Class probabilities, shape (n_samples, n_classes), rows sum to 1.
+    def _outputs(self, X) -> np.ndarray:
+        """The network's outputs for ``X`` (eval mode), one row per input.
 
-        ``sample_domain`` is accepted (skada's scorers pass it) and ignored:
-        predictions need no domain information.
+        Texts and clips run longest first (little padding per batch); the rows
+        go back to the input order.
         """
         dataset = self._inference_dataset(X)
         source = getattr(dataset, "source", None)
         order = source.inference_order() if source is not None else None
         self.module_.tta = bool(getattr(self, "tta", False))
         try:
-            if order is None:
-                return super().predict_proba(dataset)
-            # Texts run longest first (little padding per batch), rows go back.
-            proba = super().predict_proba(Subset(dataset, order))
+            rows = dataset if order is None else Subset(dataset, order)
+            outputs = [
+                (y[0] if isinstance(y, tuple) else y).float().cpu()
+                for y in self.forward_iter(rows, training=False)
+            ]
         finally:
             self.module_.tta = False
-        out = np.empty_like(proba)
-        out[order] = proba
+        values = torch.cat(outputs).numpy()
+        if order is None:
+            return values
+        out = np.empty_like(values)
+        out[order] = values
         return out
-
-    def predict(self, X, sample_domain=None) -> np.ndarray:
-        """Predicted labels, of the same type as the labels given to ``fit``.
-
-        ``sample_domain`` is accepted for skada's pipelines and ignored.
-        """
-        proba = self.predict_proba(X)
-        return self.classes_[proba.argmax(axis=1)]
 
     # Persistence hooks for sktransfer.save_model / load_model.
     def _persistent_state(self) -> tuple[dict, dict]:
@@ -167,8 +315,7 @@ class SkorchGlue(
             raise ValueError("save_model needs a fitted estimator; call fit first.")
         size = getattr(self, "image_size_", None)  # chosen for small images
         config = {
-            "classes": self.classes_.tolist(),
-            "classes_dtype": self.classes_.dtype.str,
+            **_targets_config(self._targets),
             "image_size_": size and list(size),
             "layer_": getattr(self, "layer_", self.layer),
             # What freeze="auto" chose, and why: the network is built with it.
@@ -202,11 +349,11 @@ class SkorchGlue(
         self.freeze_ = config.get("freeze_", self.freeze)
         self.freeze_scores_ = config.get("freeze_scores_")
         self._restored_final_stage = config.get("final_head_stage")
-        classes = np.asarray(config["classes"], dtype=np.dtype(config["classes_dtype"]))
+        self._targets = _targets_from_config(config)
         tensors = dict(tensors)
         weight = tensors.pop(_CRITERION_WEIGHT, None)
-        self.classes_inferred_ = classes
-        self._y_encoded_ = np.arange(len(classes))
+        if self._targets.kind == "multiclass":
+            self._y_encoded_ = np.arange(self._targets.n_outputs)
         self.device_ = resolve_device(self.device)
         # The saved tensors replace the pretrained weights: build the
         # architecture only (no download).
@@ -251,3 +398,32 @@ class SkorchGlue(
         ]
         state = "" if getattr(self, "initialized_", False) else "[unfitted]"
         return f"{type(self).__name__}{state}({', '.join(changed)})"
+
+
+def _targets_config(targets) -> dict:
+    """The config entries that describe fitted ``targets``."""
+    if targets.kind == "regression":
+        return {
+            "target_kind": targets.kind,
+            "target_mean": targets.mean.tolist(),
+            "target_scale": targets.scale.tolist(),
+            "single_output": targets.single,
+        }
+    if targets.kind == "multilabel":
+        return {"target_kind": targets.kind, "n_labels": targets.n_outputs}
+    return {
+        "classes": targets.classes.tolist(),
+        "classes_dtype": targets.classes.dtype.str,
+    }
+
+
+def _targets_from_config(config: dict):
+    kind = config.get("target_kind", "multiclass")  # absent before regression
+    if kind == "regression":
+        return NumericTargets(
+            config["target_mean"], config["target_scale"], config["single_output"]
+        )
+    if kind == "multilabel":
+        return LabelSetTargets(config["n_labels"])
+    classes = np.asarray(config["classes"], dtype=np.dtype(config["classes_dtype"]))
+    return ClassTargets(classes)

@@ -1,6 +1,8 @@
-"""The loss of sktransfer's skorch nets: cross-entropy, weighted, or adapted.
+"""The loss of sktransfer's skorch nets: the targets' loss, weighted, or adapted.
 
-:class:`LossMixin` builds the criterion (class weights, label smoothing) and
+:class:`LossMixin` builds the criterion its targets ask for
+(:mod:`sktransfer._targets`: cross-entropy with class weights and label
+smoothing, binary cross-entropy per label, squared error or Huber) and
 computes each batch's loss: the plain criterion, the weighted mean when the
 rows carry ``sample_weight`` (:mod:`sktransfer._sample_weight`), the sum over
 the heads when a final head trains next to the tapped one, and, in domain
@@ -15,8 +17,7 @@ from torch import nn
 
 from ._adaptation import coral_loss, reversal_strength
 from ._runtime import to_device
-from ._sample_weight import split_targets, weighted_cross_entropy
-from ._training import criterion_weight
+from ._sample_weight import split_targets
 
 __all__ = ["LossMixin"]
 
@@ -39,10 +40,7 @@ class LossMixin:
     """
 
     def initialize_criterion(self):
-        weight = criterion_weight(self.class_weight, self.classes_, self._y_encoded_)
-        self.criterion_ = nn.CrossEntropyLoss(
-            weight=weight, label_smoothing=self.label_smoothing
-        ).to(self._resolved_device())
+        self.criterion_ = self._targets.criterion(self).to(self._resolved_device())
         return self
 
     def _adapting(self) -> bool:
@@ -60,15 +58,13 @@ class LossMixin:
         if isinstance(y_pred, tuple):  # domain adaptation: (logits, features)
             return self._adaptation_loss(*y_pred, labels, weights)
         labels = to_device(labels, y_pred.device)
-        if y_pred.ndim == 3:  # training with a final head: (batch, head, class)
+        if y_pred.ndim == 3:  # training with a final head: (batch, head, output)
             heads = y_pred.float().unbind(1)
             return sum(self._class_loss(logits, labels, weights) for logits in heads)
         return self._class_loss(y_pred.float(), labels, weights)
 
-    def _class_loss(self, logits, labels, weights) -> torch.Tensor:
-        if weights is None:
-            return self.criterion_(logits, labels)
-        return weighted_cross_entropy(self.criterion_, logits, labels, weights)
+    def _class_loss(self, outputs, targets, weights) -> torch.Tensor:
+        return self._targets.loss(self.criterion_, outputs, targets, weights)
 
     def _adaptation_loss(self, logits, features, y_true, weights) -> torch.Tensor:
         """Source cross-entropy plus ``adaptation_weight`` x the alignment term."""

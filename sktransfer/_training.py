@@ -1,10 +1,11 @@
-"""How FineTuneClassifier trains: data, the probe start, the split, class weights.
+"""How the estimators train: data, the probe start, the split.
 
 :func:`plan_training` decides, for one call of ``fit``/``partial_fit``, what the
 network is trained on: raw inputs, or the outputs of the frozen stages computed
 once (the frozen-output cache); which rows are held out for early stopping; and
 whether the linear head starts from (or, when everything is frozen, *is*) the
-logistic-regression optimum on the frozen embeddings. The estimator keeps only
+exact probe on the frozen embeddings (logistic or ridge regression, as the
+estimator's targets say: :mod:`sktransfer._targets`). The estimator keeps only
 the skorch glue; everything here is plain functions of its parameters.
 """
 
@@ -18,14 +19,13 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import compute_class_weight
 from skorch import NeuralNet
 from torch.utils.data import Dataset, Subset
 
 from ._adaptation import Domains
 from ._cache import FrozenOutputs, as_cache, frozen_outputs, outputs_dataset
 from ._inputs import SourceDataset, collate_samples
-from ._probe import PROBE_MAX_ITER, fit_linear_probe
+from ._probe import PROBE_MAX_ITER
 from ._recipe import (
     auto_epochs,
     epoch_rows,
@@ -44,8 +44,6 @@ __all__ = [
     "plan_training",
     "run_training",
     "starts_from_probe",
-    "criterion_weight",
-    "probe_class_weight",
     "seed_of",
 ]
 
@@ -115,7 +113,7 @@ def plan_training(
     train_index, valid_index = _split(clf, y_encoded, np.flatnonzero(labelled))
     if held is not None:
         train_index = np.setdiff1d(train_index, held)
-    adapting = domains is not None and domains.has_target and clf.adaptation
+    adapting = domains is not None and domains.has_target and clf._adaptation()
     clf._target_rows_ = None
     if adapting:
         # Every target row is trained on (aligned), none is held out.
@@ -281,24 +279,12 @@ def _steps_with_judge(clf, plan, n_held: int, callback) -> int:
     return max(1, before + after)
 
 
-def criterion_weight(class_weight, classes, y_encoded) -> torch.Tensor | None:
-    """Per-class loss weights from a ``class_weight`` parameter."""
-    if class_weight is None:
-        return None
-    if class_weight == "balanced":
-        encoded = np.arange(len(classes))
-        values = compute_class_weight("balanced", classes=encoded, y=y_encoded)
-    else:
-        values = np.array([class_weight.get(label, 1.0) for label in classes])
-    return torch.as_tensor(values, dtype=torch.float32)
-
-
 def _split(clf, y_encoded, indices):
     """Training and validation rows among the labelled ``indices``."""
     if not clf.early_stopping:
         return indices, None
-    labels = y_encoded[indices]
-    stratify = labels if np.bincount(labels).min() >= 2 else None
+    labels = clf._targets.strata(y_encoded[indices])
+    stratify = labels if labels is not None and np.bincount(labels).min() >= 2 else None
     return train_test_split(
         indices,
         test_size=clf.validation_fraction,
@@ -328,11 +314,11 @@ def _frozen_outputs(clf, source, stop: int) -> FrozenOutputs | None:
 
 @torch.inference_mode()
 def _fit_probe(clf, plan: TrainingPlan, labels: np.ndarray, weights) -> None:
-    """Set the linear head to the logistic-regression optimum on embeddings."""
+    """Set the linear head to the exact probe on the frozen embeddings."""
     module = clf.module_
     module.eval()
     # Target rows of domain adaptation carry -1: not embedded at all.
-    labelled = np.flatnonzero(labels >= 0)
+    labelled = np.flatnonzero(clf._targets.labelled(labels))
     rows = Subset(plan.train, labelled)
     loader = torch.utils.data.DataLoader(
         rows, batch_size=max(clf.batch_size, 64), collate_fn=collate_samples
@@ -343,25 +329,11 @@ def _fit_probe(clf, plan: TrainingPlan, labels: np.ndarray, weights) -> None:
     plan.probe_rows = np.asarray(plan.train.indices)[labelled]
     labels = labels[labelled]
     weights = None if weights is None else weights[labelled]
-    converged = fit_linear_probe(
-        module.head[-1],
-        features,
-        labels,
-        C=clf.probe_C,
-        class_weight=probe_class_weight(clf),
-        sample_weight=weights,
-    )
+    converged = clf._targets.fit_probe(module.head[-1], features, labels, clf, weights)
     if not converged:
         warnings.warn(_probe_advice(clf, features), ConvergenceWarning, stacklevel=2)
-    # The head's group comes first (FineTuneClassifier.initialize_optimizer).
+    # The head's group comes first (SkorchGlue.initialize_optimizer).
     clf.optimizer_.param_groups[0]["lr"] = probed_head_lr(clf.lr, features)
-
-
-def probe_class_weight(clf):
-    """``class_weight`` keyed by encoded class, as the probe's labels are."""
-    if isinstance(clf.class_weight, dict):
-        return {i: clf.class_weight.get(c, 1.0) for i, c in enumerate(clf.classes_)}
-    return clf.class_weight
 
 
 def _freezes_batchnorm(clf) -> bool:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._runtime import BackboneRuntime
+from ._targets import average_outputs
 from .backbones import Backbone, pool_features
 
 __all__ = ["TransferNet", "build_head", "BatchAugment", "augmenter"]
@@ -128,8 +129,13 @@ class TransferNet(BackboneRuntime):
     final_head : nn.Module or None, default=None
         A second classifier, on the average-pooled output of the last stage,
         trained next to ``head`` (which then sees earlier taps). Training
-        returns both heads' logits stacked as ``(B, 2, n_classes)``; in eval
-        mode the output is the log of their averaged class probabilities.
+        returns both heads' logits stacked as ``(B, 2, n_outputs)``; in eval
+        mode they are averaged as predictions (see ``output``).
+    output : {"softmax", "sigmoid", "identity"}, default="softmax"
+        What the outputs are: class logits, label logits or numbers. Two
+        heads' (and test-time views') outputs average as class
+        probabilities, label probabilities or numbers
+        (:func:`sktransfer._targets.average_outputs`).
     """
 
     def __init__(
@@ -144,8 +150,10 @@ class TransferNet(BackboneRuntime):
         device: torch.device | str = "cpu",
         autocast: bool = False,
         final_head: nn.Module | None = None,
+        output: str = "softmax",
     ) -> None:
         super().__init__(backbone, autocast=autocast)
+        self.output = output
         self.head = head
         self.final_head = final_head
         self.augment = augment
@@ -196,13 +204,14 @@ class TransferNet(BackboneRuntime):
     def forward(self, x) -> torch.Tensor:
         """Logits; ``x`` is raw images unless ``start_stage > 0``.
 
-        In eval mode with ``tta`` set, the logits are the log of the class
-        probabilities averaged over the image and four shifted copies.
+        In eval mode with ``tta`` set, the outputs of the image and four
+        shifted copies are averaged as predictions (class probabilities for
+        classes, returned as their log).
         """
         if self.tta and not self.training and self.start_stage == 0:
             views = [x, *shifted_views(x)]
-            probs = torch.stack([self._logits(v).softmax(-1) for v in views])
-            return probs.mean(0).log()
+            outputs = torch.stack([self._logits(v).float() for v in views])
+            return average_outputs(outputs, self.output, dim=0)
         return self._logits(x)
 
     def _logits(self, x) -> torch.Tensor:
@@ -222,8 +231,8 @@ class TransferNet(BackboneRuntime):
                 [self.head(embedding), self.final_head(final)], dim=1
             ).float()
         if self.training:
-            return logits  # the loss sums both heads' cross-entropies
-        return logits.softmax(-1).mean(1).log()
+            return logits  # the loss sums both heads' losses
+        return average_outputs(logits, self.output, dim=1)
 
     def logits_and_features(self, x) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and the features the head's last linear layer sees.

@@ -257,7 +257,7 @@ def _cases(X, y, files, ext, clf):
             "2-D y",
             lambda: clf().fit(X, np.stack([y, y], 1)),
             ValueError,
-            r"y must be 1-D.*got shape \(40, 2\)",
+            r"2-D y only as a multi-label indicator matrix of 0s and 1s",
         ),
         (
             "unseen labels",

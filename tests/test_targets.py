@@ -1,0 +1,209 @@
+"""Targets beyond one label: FineTuneRegressor and multi-label FineTuneClassifier."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.linear_model import LogisticRegression, Ridge, RidgeCV
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+from torch import nn
+
+from sktransfer import (
+    FineTuneClassifier,
+    FineTuneRegressor,
+    PretrainedFeatureExtractor,
+    load_model,
+    save_model,
+)
+from sktransfer._probe import PROBE_ALPHAS
+
+FAST = {"backbone": "fmnist_resnet", "device": "cpu", "random_state": 0}
+# The head sees the mid-level stages, as the extractor's default layer does.
+SAME_FEATURES = {"layer": "mid", "pooling": "grid"}
+
+
+@pytest.fixture(scope="module")
+def images(digits):
+    X, y = digits
+    X = X[:400]
+    ink = X.mean(axis=(1, 2)) * 100  # per cent of the image that is ink
+    height = (X.sum(axis=2) > 0.5).sum(axis=1).astype(float)  # rows with ink
+    labels = np.stack([y[:400] % 2, y[:400] >= 5], axis=1).astype(int)
+    return X, np.stack([ink, height], axis=1), labels
+
+
+@pytest.fixture(scope="module")
+def features(images):
+    X, _, _ = images
+    extractor = PretrainedFeatureExtractor("fmnist_resnet", device="cpu")
+    return extractor.set_params(**SAME_FEATURES).fit_transform(X).astype(np.float64)
+
+
+# ------------------------------------------------------------ the exact probes
+def test_freeze_all_regression_equals_sklearn_ridge(images, features):
+    X, Y, _ = images
+    reg = FineTuneRegressor(freeze="all", probe_alpha=3.0, **SAME_FEATURES, **FAST)
+    reg.fit(X[:300], Y[:300])
+    expected = Ridge(alpha=3.0).fit(features[:300], Y[:300]).predict(features[300:])
+    np.testing.assert_allclose(reg.predict(X[300:]), expected, rtol=1e-4, atol=1e-4)
+    assert reg.n_epochs_ == 0 and reg.n_outputs_ == 2
+
+
+def test_probe_alpha_auto_is_leave_one_out_ridge(images, features):
+    X, Y, _ = images
+    reg = FineTuneRegressor(freeze="all", **SAME_FEATURES, **FAST)
+    reg.fit(X[:300], Y[:300, 0])
+    cv = RidgeCV(alphas=PROBE_ALPHAS).fit(features[:300], Y[:300, 0])
+    expected = cv.predict(features[300:])
+    np.testing.assert_allclose(reg.predict(X[300:]), expected, rtol=1e-4, atol=1e-4)
+    assert reg.predict(X[:3]).shape == (3,)  # the shape y had
+
+
+def test_targets_in_any_units_give_the_same_model(images):
+    X, Y, _ = images
+    small = FineTuneRegressor(freeze="all", **FAST).fit(X[:200], Y[:200, 0])
+    large = FineTuneRegressor(freeze="all", **FAST).fit(X[:200], 1e4 * Y[:200, 0] - 7)
+    np.testing.assert_allclose(
+        large.predict(X[300:]), 1e4 * small.predict(X[300:]) - 7, rtol=1e-4
+    )
+    np.testing.assert_allclose(large.target_scale_, 1e4 * small.target_scale_)
+
+
+def test_integer_weights_equal_repeated_rows_in_the_ridge_probe(images):
+    X, Y, _ = images
+    weights = np.random.RandomState(0).randint(0, 3, size=200)
+    weighted = FineTuneRegressor(freeze="all", probe_alpha=1.0, **FAST)
+    weighted.fit(X[:200], Y[:200], sample_weight=weights)
+    repeated = FineTuneRegressor(freeze="all", probe_alpha=1.0, **FAST).fit(
+        np.repeat(X[:200], weights, axis=0), np.repeat(Y[:200], weights, axis=0)
+    )
+    # Standardisation differs (repeated rows move the mean), the ridge does not.
+    np.testing.assert_allclose(
+        weighted.predict(X[300:]), repeated.predict(X[300:]), rtol=1e-3, atol=1e-3
+    )
+
+
+def test_multilabel_probe_equals_one_vs_rest_logistic_regression(images, features):
+    X, _, labels = images
+    clf = FineTuneClassifier(freeze="all", **SAME_FEATURES, **FAST)
+    clf.fit(X[:300], labels[:300])
+    ovr = OneVsRestClassifier(LogisticRegression(C=1.0, tol=1e-8, max_iter=5000))
+    expected = ovr.fit(features[:300], labels[:300]).predict_proba(features[300:])
+    proba = clf.predict_proba(X[300:])
+    np.testing.assert_allclose(proba, expected, atol=1e-4)
+    np.testing.assert_array_equal(clf.predict(X[300:]), (proba > 0.5).astype(int))
+    np.testing.assert_array_equal(clf.classes_, [0, 1])
+    assert clf.predict(X[:3]).shape == (3, 2)
+
+
+def test_balanced_multilabel_weights_match_one_vs_rest(images, features):
+    X, _, labels = images
+    rare = labels.copy()
+    rare[:, 1] = (np.arange(len(rare)) % 7 == 0).astype(int)
+    clf = FineTuneClassifier(
+        freeze="all", class_weight="balanced", **SAME_FEATURES, **FAST
+    ).fit(X[:300], rare[:300])
+    lr = LogisticRegression(class_weight="balanced", tol=1e-8, max_iter=5000)
+    expected = OneVsRestClassifier(lr).fit(features[:300], rare[:300])
+    np.testing.assert_allclose(
+        clf.predict_proba(X[300:]), expected.predict_proba(features[300:]), atol=1e-4
+    )
+
+
+# ------------------------------------------------------------- fine-tuning
+def test_fine_tuning_regression_learns_with_a_final_head(images):
+    X, Y, _ = images
+    reg = FineTuneRegressor(freeze=0, max_epochs=4, **FAST).fit(X[:300], Y[:300, 0])
+    assert reg.final_head_  # two heads' outputs are averaged as numbers
+    assert reg.score(X[300:], Y[300:, 0]) > 0.8
+    losses = reg.history_[:, "train_loss"]
+    assert losses[-1] < losses[0]
+
+
+def test_huber_loss_trains(images):
+    X, Y, _ = images
+    reg = FineTuneRegressor(freeze=0, loss="huber", max_epochs=2, layer=None, **FAST)
+    reg.fit(X[:100], Y[:100, 0])
+    assert isinstance(reg.criterion_, nn.HuberLoss)
+    assert np.isfinite(reg.predict(X[300:])).all()
+
+
+def test_fine_tuning_multilabel_learns(images):
+    X, _, labels = images
+    clf = FineTuneClassifier(freeze=0, max_epochs=4, **FAST).fit(X[:300], labels[:300])
+    assert (clf.predict(X[300:]) == labels[300:]).mean() > 0.75
+    assert isinstance(clf.criterion_, nn.BCEWithLogitsLoss)
+
+
+def test_auto_freeze_decides_on_squared_error_and_log_loss(images):
+    X, Y, labels = images
+    reg = FineTuneRegressor(max_epochs=2, **FAST).fit(X[:100], Y[:100])
+    assert set(reg.freeze_scores_["probe"]) == {"mse"}
+    assert reg.freeze_ in (0, "all")
+    clf = FineTuneClassifier(max_epochs=2, **FAST).fit(X[:100], labels[:100])
+    assert set(clf.freeze_scores_["probe"]) == {"log_loss"}
+
+
+# ---------------------------------------------------- scikit-learn interplay
+def test_regressor_in_grid_search_cross_validation_and_target_transforms(images):
+    X, Y, _ = images
+    X, ink = X[:150], Y[:150, 0]
+    reg = FineTuneRegressor(freeze="all", **FAST)
+    grid = GridSearchCV(
+        reg, {"probe_alpha": [0.1, 10.0]}, cv=2, scoring="neg_mean_squared_error"
+    ).fit(X, ink)
+    assert grid.best_params_["probe_alpha"] in (0.1, 10.0)
+    scores = cross_val_score(reg, X, ink, cv=2, scoring="r2")
+    assert scores.mean() > 0.5
+    logged = TransformedTargetRegressor(reg, func=np.log1p, inverse_func=np.expm1)
+    assert logged.fit(X, ink).predict(X[:5]).shape == (5,)
+
+
+def test_text_regression_in_a_pipeline():
+    texts = [f"{'very ' * k}good film" for k in range(8)] + [
+        f"{'very ' * k}bad film" for k in range(8)
+    ]
+    rating = np.array([k / 2 for k in range(8)] + [-k / 2 for k in range(8)])
+    model = make_pipeline(
+        FunctionTransformer(lambda x: list(x)),
+        FineTuneRegressor(
+            "all-minilm-l6-v2", freeze="all", max_length=16, device="cpu"
+        ),
+    )
+    model.fit(texts, rating)
+    predicted = model.predict(["very very good film", "very very bad film"])
+    assert predicted[0] > predicted[1]
+
+
+def test_fitted_models_save_and_load(images, tmp_path):
+    X, Y, labels = images
+    reg = FineTuneRegressor(max_epochs=2, freeze=0, **FAST).fit(X[:60], Y[:60, 0])
+    clf = FineTuneClassifier(max_epochs=2, freeze=0, **FAST).fit(X[:60], labels[:60])
+    for model, name in ((reg, "reg"), (clf, "clf")):
+        restored = load_model(save_model(model, tmp_path / name))
+        np.testing.assert_allclose(restored.predict(X[300:]), model.predict(X[300:]))
+    assert load_model(tmp_path / "reg").predict(X[:2]).shape == (2,)
+
+
+# ------------------------------------------------------------------ errors
+def test_bad_targets_are_refused_with_the_estimator_to_use(images):
+    X, Y, labels = images
+    with pytest.raises(ValueError, match="NaN or infinity in 1 rows"):
+        FineTuneRegressor(**FAST).fit(X[:4], [1.0, np.nan, 2.0, 3.0])
+    with pytest.raises(ValueError, match="For class labels use FineTuneClassifier"):
+        FineTuneRegressor(**FAST).fit(X[:4], ["a", "b", "a", "b"])
+    with pytest.raises(ValueError, match="use FineTuneRegressor"):
+        FineTuneClassifier(**FAST).fit(X[:4], [0.5, 1.5, 2.25, 3.0])
+    always = labels[:20].copy()
+    always[:, 1] = 1
+    with pytest.raises(ValueError, match=r"labels \(columns\) \[1\] are never or"):
+        FineTuneClassifier(**FAST).fit(X[:20], always)
+    with pytest.raises(ValueError, match="adaptation='coral' needs one class label"):
+        FineTuneClassifier(adaptation="coral", **FAST).fit(X[:20], labels[:20])
+    with pytest.raises(ValueError, match="class_weight must be None or 'balanced'"):
+        FineTuneClassifier(class_weight={0: 2.0}, **FAST).fit(X[:20], labels[:20])
+    assert not hasattr(FineTuneRegressor(), "predict_proba")
