@@ -76,7 +76,7 @@ class FineTuneClassifier(SkorchGlue, NeuralNetClassifier):
 
     _parameter_constraints: dict = {
         **SkorchGlue._parameter_constraints,
-        "probe_C": [Interval(Real, 0, None, closed="neither")],
+        "probe_C": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "class_weight": [dict, StrOptions({"balanced"}), None],
         "adaptation": [StrOptions(set(ADAPTATIONS)), None],
@@ -95,7 +95,7 @@ class FineTuneClassifier(SkorchGlue, NeuralNetClassifier):
         head_dropout=0.0,
         head_init="auto",
         final_head="auto",
-        probe_C=1.0,
+        probe_C="auto",
         image_size=None,
         image_shape=None,
         image_mean=None,

@@ -19,8 +19,15 @@ __all__ = [
     "check_numeric_targets",
     "encode_labels",
     "fit_classes",
-    "is_label_matrix",
 ]
+
+
+def _check_length(y, n_samples: int, what: str) -> None:
+    if len(y) != n_samples:
+        raise ValueError(
+            f"X and y have different lengths: {n_samples} rows but {len(y)} "
+            f"{what}. Give exactly one per row of X."
+        )
 
 
 def _require(y, estimator: str):
@@ -29,16 +36,6 @@ def _require(y, estimator: str):
             f"{estimator} requires y to be passed, but the target y is None: "
             "fit(X, y) needs a target per row."
         )
-
-
-def is_label_matrix(y) -> bool:
-    """Whether ``y`` is a multi-label 0/1 indicator matrix (2-D, 2+ columns)."""
-    y = np.asarray(y) if not hasattr(y, "toarray") else y
-    return (
-        getattr(y, "ndim", 1) == 2
-        and y.shape[1] > 1
-        and (type_of_target(y) == "multilabel-indicator")
-    )
 
 
 def check_labels(y, n_samples: int, *, estimator: str) -> np.ndarray:
@@ -59,11 +56,7 @@ def check_labels(y, n_samples: int, *, estimator: str) -> np.ndarray:
         y = y.ravel()
     if y.ndim != 1:
         raise ValueError(f"y must be 1-D (one label per image); got shape {y.shape}.")
-    if len(y) != n_samples:
-        raise ValueError(
-            f"X and y have different lengths: {n_samples} images but {len(y)} "
-            "labels. Give exactly one label per image."
-        )
+    _check_length(y, n_samples, "labels")
     kind = type_of_target(y)
     if kind in ("continuous", "continuous-multioutput"):
         raise ValueError(
@@ -76,11 +69,7 @@ def check_labels(y, n_samples: int, *, estimator: str) -> np.ndarray:
 
 
 def _check_label_matrix(y: np.ndarray, n_samples: int, estimator: str) -> np.ndarray:
-    if len(y) != n_samples:
-        raise ValueError(
-            f"X and y have different lengths: {n_samples} rows but {len(y)} "
-            "rows of labels."
-        )
+    _check_length(y, n_samples, "rows of labels")
     if type_of_target(y) != "multilabel-indicator":
         raise ValueError(
             f"{estimator} takes a 2-D y only as a multi-label indicator matrix "
@@ -109,11 +98,7 @@ def check_numeric_targets(y, n_samples: int, *, estimator: str) -> np.ndarray:
         y = y[:, None]
     if y.ndim != 2:
         raise ValueError(f"y must be 1-D or 2-D (rows, outputs); got shape {y.shape}.")
-    if len(y) != n_samples:
-        raise ValueError(
-            f"X and y have different lengths: {n_samples} rows but {len(y)} "
-            "targets. Give one target (or one row of targets) per row."
-        )
+    _check_length(y, n_samples, "targets (or rows of targets)")
     if not np.isfinite(y).all():
         bad = int((~np.isfinite(y)).any(axis=1).sum())
         raise ValueError(

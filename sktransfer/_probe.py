@@ -18,11 +18,18 @@ import warnings
 import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression, Ridge, RidgeCV
+from sklearn.linear_model import (
+    LogisticRegression,
+    LogisticRegressionCV,
+    Ridge,
+    RidgeCV,
+)
+from sklearn.model_selection import StratifiedKFold
 from torch import nn
 
 __all__ = [
     "PROBE_ALPHAS",
+    "PROBE_CS",
     "PROBE_MAX_ITER",
     "fit_binary_probes",
     "fit_linear_probe",
@@ -34,6 +41,9 @@ FLOAT32_MAX_ITER = 50
 # probe_alpha="auto": the ridge penalties leave-one-out cross-validation picks
 # from (on standardised targets).
 PROBE_ALPHAS = np.logspace(-2, 4, 13)
+# probe_C="auto" for label sets: the inverse penalties cross-validation picks
+# from, per label.
+PROBE_CS = np.logspace(-2, 4, 7)
 
 
 @torch.no_grad()
@@ -120,7 +130,7 @@ def fit_binary_probes(
     features: np.ndarray,
     indicators: np.ndarray,
     *,
-    C: float = 1.0,
+    C: float | str = 1.0,
     class_weight=None,
     sample_weight: np.ndarray | None = None,
 ) -> bool:
@@ -128,8 +138,10 @@ def fit_binary_probes(
 
     ``indicators`` is the ``(n, n_labels)`` 0/1 matrix; output ``j`` of
     ``linear`` becomes the logit of label ``j``, exactly as scikit-learn's
-    ``OneVsRestClassifier(LogisticRegression(C=C))`` fits it. Returns whether
-    every solver converged.
+    ``OneVsRestClassifier(LogisticRegression(C=C))`` fits it. ``C="auto"``
+    picks each label's C from :data:`PROBE_CS` by stratified 3-fold
+    cross-validation of the log-loss (:func:`cross_validated_C`). Returns
+    whether every solver converged.
 
     Examples
     --------
@@ -143,13 +155,55 @@ def fit_binary_probes(
     """
     converged = True
     for j in range(indicators.shape[1]):
+        labels = indicators[:, j].astype(np.int64)
+        label_C = C
+        if C == "auto":
+            label_C = cross_validated_C(features, labels, class_weight, sample_weight)
         coef, intercept, _, ok = _logistic(
-            features, indicators[:, j].astype(np.int64), C, class_weight, sample_weight
+            features, labels, label_C, class_weight, sample_weight
         )
         linear.weight[j] = torch.as_tensor(coef[0]).to(linear.weight)
         linear.bias[j] = float(intercept[0])
         converged = converged and ok
     return converged
+
+
+def cross_validated_C(features, labels, class_weight=None, sample_weight=None):
+    """The C of :data:`PROBE_CS` with the best cross-validated log-loss.
+
+    Stratified folds, three or as many as the rarer value has rows (1.0 when
+    it has one). A fixed C means a different penalty for embeddings of each
+    scale (unit-norm sentence vectors are tiny per dimension), and a
+    one-vs-rest probe, unlike a multinomial one, is read at the 0.5 threshold:
+    over-penalised, rare labels were never predicted.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer._probe import PROBE_CS, cross_validated_C
+    >>> X = np.random.RandomState(0).normal(size=(40, 3)) * 0.01
+    >>> y = (X[:, 0] > 0).astype(int)
+    >>> float(cross_validated_C(X, y)) in PROBE_CS
+    True
+    """
+    folds = min(3, int(np.bincount(labels, minlength=2).min()))
+    if folds < 2:
+        return 1.0
+    search = LogisticRegressionCV(
+        Cs=PROBE_CS,
+        cv=StratifiedKFold(folds),
+        scoring="neg_log_loss",
+        class_weight=class_weight,
+        solver="newton-cg",
+        max_iter=PROBE_MAX_ITER,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        # scikit-learn 1.9 announces new defaults and attributes; the ones
+        # used here (l2, this scoring, the chosen C) are the same in all.
+        warnings.simplefilter("ignore", FutureWarning)
+        search.fit(features, labels, sample_weight=sample_weight)
+    return float(np.ravel(search.C_)[0])
 
 
 @torch.no_grad()

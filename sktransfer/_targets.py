@@ -92,7 +92,7 @@ class ClassTargets:
             linear,
             features,
             targets,
-            C=clf.probe_C,
+            C=1.0 if clf.probe_C == "auto" else clf.probe_C,
             class_weight=_encoded_class_weight(clf, self.classes),
             sample_weight=weights,
         )

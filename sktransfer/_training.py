@@ -170,7 +170,7 @@ def _probe_advice(clf, features: np.ndarray) -> str:
     )
     return (
         f"{type(clf).__name__}: the logistic regression that starts the head "
-        f"(probe_C={clf.probe_C}) stopped without converging (its Newton-CG "
+        f"(probe_C={clf.probe_C!r}) stopped without converging (its Newton-CG "
         f"solver stalled, or ran {PROBE_MAX_ITER} iterations) on embeddings of "
         "mean standard deviation "
         f"{spread:.3g}; {then}. A smaller probe_C (a stronger L2 penalty) "

@@ -239,7 +239,7 @@ def _cases(X, y, files, ext, clf):
             "X/y length mismatch",
             lambda: clf().fit(X, y[:-1]),
             ValueError,
-            r"X and y have different lengths: 40 images but 39 labels",
+            r"X and y have different lengths: 40 rows but 39 labels",
         ),
         (
             "single class",

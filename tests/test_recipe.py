@@ -230,7 +230,7 @@ def test_a_probe_that_stops_early_says_what_the_user_can_change(
     messages = [str(w.message) for w in caught if w.category is ConvergenceWarning]
     assert len(messages) == int(warns), messages
     if warns:  # the library's advice, never scikit-learn's "increase max_iter"
-        assert "probe_C=1.0" in messages[0]
+        assert "probe_C='auto'" in messages[0]
         assert "image_mean and image_std" in messages[0]
         assert "with all stages frozen it is the fitted head" in messages[0]
         assert "max_iter" not in messages[0]

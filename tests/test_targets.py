@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn.compose import TransformedTargetRegressor
-from sklearn.linear_model import LogisticRegression, Ridge, RidgeCV
-from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.linear_model import (
+    LogisticRegression,
+    LogisticRegressionCV,
+    Ridge,
+    RidgeCV,
+)
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
@@ -19,7 +24,7 @@ from sktransfer import (
     load_model,
     save_model,
 )
-from sktransfer._probe import PROBE_ALPHAS
+from sktransfer._probe import PROBE_ALPHAS, PROBE_CS
 
 FAST = {"backbone": "fmnist_resnet", "device": "cpu", "random_state": 0}
 # The head sees the mid-level stages, as the extractor's default layer does.
@@ -89,7 +94,7 @@ def test_integer_weights_equal_repeated_rows_in_the_ridge_probe(images):
 
 def test_multilabel_probe_equals_one_vs_rest_logistic_regression(images, features):
     X, _, labels = images
-    clf = FineTuneClassifier(freeze="all", **SAME_FEATURES, **FAST)
+    clf = FineTuneClassifier(freeze="all", probe_C=1.0, **SAME_FEATURES, **FAST)
     clf.fit(X[:300], labels[:300])
     ovr = OneVsRestClassifier(LogisticRegression(C=1.0, tol=1e-8, max_iter=5000))
     expected = ovr.fit(features[:300], labels[:300]).predict_proba(features[300:])
@@ -100,12 +105,28 @@ def test_multilabel_probe_equals_one_vs_rest_logistic_regression(images, feature
     assert clf.predict(X[:3]).shape == (3, 2)
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # LogisticRegressionCV, 1.9
+def test_multilabel_probe_c_auto_is_each_labels_cross_validated_c(images, features):
+    X, _, labels = images
+    clf = FineTuneClassifier(freeze="all", **SAME_FEATURES, **FAST)
+    clf.fit(X[:300], labels[:300])
+    expected = []
+    for j in range(labels.shape[1]):
+        search = LogisticRegressionCV(
+            Cs=PROBE_CS, cv=StratifiedKFold(3), scoring="neg_log_loss"
+        ).fit(features[:300], labels[:300, j])
+        best = LogisticRegression(C=np.ravel(search.C_)[0], tol=1e-8, max_iter=5000)
+        expected.append(best.fit(features[:300], labels[:300, j]))
+    proba = np.stack([m.predict_proba(features[300:])[:, 1] for m in expected], 1)
+    np.testing.assert_allclose(clf.predict_proba(X[300:]), proba, atol=1e-3)
+
+
 def test_balanced_multilabel_weights_match_one_vs_rest(images, features):
     X, _, labels = images
     rare = labels.copy()
     rare[:, 1] = (np.arange(len(rare)) % 7 == 0).astype(int)
     clf = FineTuneClassifier(
-        freeze="all", class_weight="balanced", **SAME_FEATURES, **FAST
+        freeze="all", class_weight="balanced", probe_C=1.0, **SAME_FEATURES, **FAST
     ).fit(X[:300], rare[:300])
     lr = LogisticRegression(class_weight="balanced", tol=1e-8, max_iter=5000)
     expected = OneVsRestClassifier(lr).fit(features[:300], rare[:300])

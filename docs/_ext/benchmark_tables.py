@@ -271,7 +271,35 @@ def _freeze_auto(doc: dict) -> str:
     )
 
 
+def _beyond_one_label(doc: dict) -> str:
+    """One table per task: rows x training sizes, mean ± std over seeds."""
+    metric = {"fashion_zoom": "r2", "vader_rating": "r2", "debtags": "micro_f1"}
+    parts = []
+    for task, name in metric.items():
+        rows = [r for r in doc["summary"] if r["task"] == task]
+        if not rows:
+            continue
+
+        def cell(r, name=name):
+            seconds = f"{r['fit_seconds']:.1f} s"
+            return f"{r[name]:.3f} ± {r[name + '_std']:.3f} ({seconds})"
+
+        extra = ""
+        if name == "micro_f1":
+            macro = _pivot(
+                rows, lambda r: r["row"], "n", lambda r: f"{r['macro_f1']:.3f}"
+            )
+            extra = f"\nMacro-F1:\n\n{macro}"
+        parts.append(
+            f"**{task}**: {name} on the test set (fit time)\n\n"
+            + _pivot(rows, lambda r: r["row"], "n", cell)
+            + extra
+        )
+    return f"Seeds {doc['summary'][0]['seeds']}.\n\n" + "\n".join(parts)
+
+
 LAYOUTS = {
+    "beyond_one_label": _beyond_one_label,
     "freeze_auto": _freeze_auto,
     "freeze_auto_speech": _few_shot,
     "freeze_auto_text": _few_shot,
