@@ -140,8 +140,9 @@ def fit_binary_probes(
     ``linear`` becomes the logit of label ``j``, exactly as scikit-learn's
     ``OneVsRestClassifier(LogisticRegression(C=C))`` fits it. ``C="auto"``
     picks each label's C from :data:`PROBE_CS` by stratified 3-fold
-    cross-validation of the log-loss (:func:`cross_validated_C`). Returns
-    whether every solver converged.
+    cross-validation of the log-loss (:func:`cross_validated_C`). A label
+    with one value in these rows gets no weights and the log-odds of its
+    smoothed rate. Returns whether every solver converged.
 
     Examples
     --------
@@ -156,6 +157,14 @@ def fit_binary_probes(
     converged = True
     for j in range(indicators.shape[1]):
         labels = indicators[:, j].astype(np.int64)
+        if labels.min() == labels.max():
+            # One value in these rows (a rare label all held out by
+            # freeze="auto", say): no direction to learn, only the rate,
+            # smoothed as if half a row of the other value had been seen.
+            rate = (labels.sum() + 0.5) / (len(labels) + 1.0)
+            linear.weight[j] = 0.0
+            linear.bias[j] = float(np.log(rate / (1 - rate)))
+            continue
         label_C = C
         if C == "auto":
             label_C = cross_validated_C(features, labels, class_weight, sample_weight)

@@ -24,7 +24,7 @@ from sktransfer import (
     load_model,
     save_model,
 )
-from sktransfer._probe import PROBE_ALPHAS, PROBE_CS
+from sktransfer._probe import PROBE_ALPHAS, PROBE_CS, fit_binary_probes
 
 FAST = {"backbone": "fmnist_resnet", "device": "cpu", "random_state": 0}
 # The head sees the mid-level stages, as the extractor's default layer does.
@@ -119,6 +119,16 @@ def test_multilabel_probe_c_auto_is_each_labels_cross_validated_c(images, featur
         expected.append(best.fit(features[:300], labels[:300, j]))
     proba = np.stack([m.predict_proba(features[300:])[:, 1] for m in expected], 1)
     np.testing.assert_allclose(clf.predict_proba(X[300:]), proba, atol=1e-3)
+
+
+def test_a_label_with_one_value_in_the_rows_gets_only_its_rate():
+    # freeze="auto" may hold out every positive row of a rare label.
+    X = np.random.RandomState(0).normal(size=(20, 3))
+    Y = np.stack([(X[:, 0] > 0), np.zeros(20)], axis=1).astype(int)
+    head = nn.Linear(3, 2)
+    assert fit_binary_probes(head, X, Y)
+    np.testing.assert_array_equal(head.weight[1].detach().numpy(), 0.0)
+    assert float(head.bias[1]) == pytest.approx(np.log(0.5 / 20.5))
 
 
 def test_balanced_multilabel_weights_match_one_vs_rest(images, features):
