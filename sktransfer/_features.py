@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from numbers import Integral, Real
+from numbers import Integral
 
 import joblib
 import numpy as np
@@ -22,6 +22,7 @@ from ._inputs import SourceDataset, iter_batches, source_image_size
 from ._recipe import recalibrate_batchnorm, refits_bn_stats
 from ._runtime import BackboneRuntime
 from ._validation import (
+    BACKBONE_CONSTRAINTS,
     Interval,
     StrOptions,
     check_normalisation,
@@ -198,19 +199,7 @@ class PretrainedFeatureExtractor(
     """
 
     _parameter_constraints: dict = {
-        "backbone": "no_validation",
-        "weights": [str, os.PathLike, None],
-        "layer": [str, Integral, list, tuple, None],
-        "pooling": [StrOptions({"grid", "avg", "max", "avgmax", "gem"}), None],
-        "image_size": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
-        "image_shape": [tuple, list, None],
-        "image_mean": [Real, tuple, list, None],
-        "image_std": [Real, tuple, list, None],
-        "max_length": [Interval(Integral, 1, None, closed="left"), None],
-        "sample_rate": [Interval(Integral, 1000, 768_000, closed="both")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "device": [str, torch.device],
-        "autocast": ["boolean"],
+        **BACKBONE_CONSTRAINTS,
         "channels_last": ["boolean"],
         "num_workers": [Interval(Integral, 0, None, closed="left")],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],

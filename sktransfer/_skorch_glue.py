@@ -25,10 +25,17 @@ from sklearn.utils._param_validation import validate_parameter_constraints
 from skorch import NeuralNet
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ._adaptation import MASKED_LABEL, DomainBatches, Domains, resolve_domains
+from ._adaptation import (
+    MASKED_LABEL,
+    DomainBatches,
+    Domains,
+    check_adaptation,
+    resolve_domains,
+)
 from ._auto_freeze import fit_auto_freeze
 from ._cache_store import FrozenOutputCache
 from ._inputs import SourceDataset, collate_samples, source_image_size
+from ._network import build_network
 from ._recipe import EvenBatches
 from ._sample_weight import check_fit_params, check_sample_weight
 from ._skorch_callbacks import CallbacksMixin
@@ -38,6 +45,7 @@ from ._skorch_optimizer import OptimizerMixin
 from ._targets import ClassTargets, LabelSetTargets, NumericTargets
 from ._training import run_training, seed_of
 from ._validation import (
+    BACKBONE_CONSTRAINTS,
     Interval,
     StrOptions,
     check_normalisation,
@@ -63,24 +71,15 @@ class SkorchGlue(CallbacksMixin, OptimizerMixin, LossMixin, DeviceMixin, NeuralN
 
     # Constraints of the parameters both estimators take; each extends them.
     _parameter_constraints: dict = {
-        "backbone": "no_validation",
-        "weights": [str, os.PathLike, None],
+        **BACKBONE_CONSTRAINTS,
         "freeze": [
             Interval(Integral, 0, None, closed="left"),
             StrOptions({"all", "auto"}),
         ],
-        "layer": [str, Integral, list, tuple, None],
-        "pooling": [StrOptions({"grid", "avg", "max", "avgmax", "gem"}), None],
         "head_hidden": [tuple, list],
         "head_dropout": [Interval(Real, 0, 1, closed="left")],
         "head_init": [StrOptions({"auto", "probe", "random"})],
         "final_head": ["boolean", StrOptions({"auto"})],
-        "image_size": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
-        "image_shape": [tuple, list, None],
-        "image_mean": [Real, tuple, list, None],
-        "image_std": [Real, tuple, list, None],
-        "max_length": [Interval(Integral, 1, None, closed="left"), None],
-        "sample_rate": [Interval(Integral, 1000, 768_000, closed="both")],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "backbone_lr": [Interval(Real, 0, None, closed="left"), None],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -88,7 +87,6 @@ class SkorchGlue(CallbacksMixin, OptimizerMixin, LossMixin, DeviceMixin, NeuralN
             Interval(Integral, 0, None, closed="left"),
             StrOptions({"auto"}),
         ],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
         "schedule": [StrOptions({"cosine"}), None],
         "warmup": [Interval(Real, 0, 1, closed="left")],
         "layer_decay": [Interval(Real, 0, 1, closed="right"), None],
@@ -105,8 +103,6 @@ class SkorchGlue(CallbacksMixin, OptimizerMixin, LossMixin, DeviceMixin, NeuralN
         "cache": [str, os.PathLike, FrozenOutputCache, joblib.Memory, None],
         "cache_dtype": [StrOptions({"float32", "float16"})],
         "cache_max_bytes": [Interval(Integral, 0, None, closed="left"), None],
-        "device": [str, torch.device],
-        "autocast": ["boolean"],
         "random_state": ["random_state"],
     }
 
@@ -114,8 +110,6 @@ class SkorchGlue(CallbacksMixin, OptimizerMixin, LossMixin, DeviceMixin, NeuralN
     def initialize_module(self):
         # Built from the parameters alone; skorch calls this again when
         # set_params changes a module parameter of a fitted net.
-        from ._network import build_network
-
         build_network(self)
         return self
 
@@ -178,8 +172,6 @@ class SkorchGlue(CallbacksMixin, OptimizerMixin, LossMixin, DeviceMixin, NeuralN
         return getattr(self, "adaptation", None)
 
     def _check_adaptation(self) -> None:
-        from ._adaptation import check_adaptation
-
         backbone = self.module_.backbone
         check_adaptation(
             self._adaptation(),

@@ -8,12 +8,14 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 __all__ = [
+    "BACKBONE_CONSTRAINTS",
     "Interval",
     "StrOptions",
     "resolve_device",
@@ -24,6 +26,25 @@ __all__ = [
     "input_modality",
     "input_source",
 ]
+
+
+# Constraints of the parameters every estimator takes: which backbone, which
+# stages, how inputs are read, where it runs. Each estimator extends them.
+BACKBONE_CONSTRAINTS: dict = {
+    "backbone": "no_validation",
+    "weights": [str, os.PathLike, None],
+    "layer": [str, Integral, list, tuple, None],
+    "pooling": [StrOptions({"grid", "avg", "max", "avgmax", "gem"}), None],
+    "image_size": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
+    "image_shape": [tuple, list, None],
+    "image_mean": [Real, tuple, list, None],
+    "image_std": [Real, tuple, list, None],
+    "max_length": [Interval(Integral, 1, None, closed="left"), None],
+    "sample_rate": [Interval(Integral, 1000, 768_000, closed="both")],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "device": [str, torch.device],
+    "autocast": ["boolean"],
+}
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

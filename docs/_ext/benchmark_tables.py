@@ -280,9 +280,12 @@ def _beyond_one_label(doc: dict) -> str:
         if not rows:
             continue
 
-        def cell(r, name=name):
+        seeds = max(r["seeds"] for r in rows)
+
+        def cell(r, name=name, seeds=seeds):
             seconds = f"{r['fit_seconds']:.1f} s"
-            return f"{r[name]:.3f} ± {r[name + '_std']:.3f} ({seconds})"
+            fewer = f", {r['seeds']} seed(s)" if r["seeds"] < seeds else ""
+            return f"{r[name]:.3f} ± {r[name + '_std']:.3f} ({seconds}{fewer})"
 
         extra = ""
         if name == "micro_f1":
@@ -291,15 +294,18 @@ def _beyond_one_label(doc: dict) -> str:
             )
             extra = f"\nMacro-F1:\n\n{macro}"
         parts.append(
-            f"**{task}**: {name} on the test set (fit time)\n\n"
-            + _pivot(rows, lambda r: r["row"], "n", cell)
-            + extra
+            f"**{task}**: {name} on the test set (fit time); columns: "
+            "training rows\n\n" + _pivot(rows, lambda r: r["row"], "n", cell) + extra
+        )
+    failed = "".join(f"- {row}: {why}\n" for row, why in doc.get("skipped", {}).items())
+    if failed:
+        parts.append(
+            f"Rows that failed in this run (skipped from then on):\n\n{failed}"
         )
     return f"Seeds {doc['summary'][0]['seeds']}.\n\n" + "\n".join(parts)
 
 
 LAYOUTS = {
-    "beyond_one_label": _beyond_one_label,
     "freeze_auto": _freeze_auto,
     "freeze_auto_speech": _few_shot,
     "freeze_auto_text": _few_shot,
@@ -320,6 +326,7 @@ LAYOUTS = {
     "speech_throughput": _speech_throughput,
 }
 PREFIX_LAYOUTS = {
+    "beyond_one_label": _beyond_one_label,
     "recipe_ablation": _recipe_ablation,
     "speech_few_shot": _few_shot,
     "text_few_shot": _few_shot,
