@@ -194,6 +194,16 @@ def test_regressor_in_grid_search_cross_validation_and_target_transforms(images)
     assert logged.fit(X, ink).predict(X[:5]).shape == (5,)
 
 
+def test_multilabel_in_grid_search_and_cross_validation(images):
+    X, _, labels = images
+    clf = FineTuneClassifier(freeze="all", **FAST)
+    scores = cross_val_score(clf, X[:150], labels[:150], cv=2, scoring="f1_micro")
+    assert scores.mean() > 0.6
+    grid = GridSearchCV(clf, {"probe_C": [0.1, "auto"]}, cv=2, scoring="f1_macro")
+    assert grid.fit(X[:150], labels[:150]).best_params_["probe_C"] in (0.1, "auto")
+    assert grid.predict(X[300:305]).shape == (5, 2)
+
+
 def test_text_regression_in_a_pipeline():
     texts = [f"{'very ' * k}good film" for k in range(8)] + [
         f"{'very ' * k}bad film" for k in range(8)
