@@ -46,9 +46,28 @@ def average_outputs(outputs: torch.Tensor, kind: str, dim: int) -> torch.Tensor:
     return outputs.mean(dim)
 
 
-def _weights(weights, n: int) -> torch.Tensor:
+def _weighted_score(values: torch.Tensor, weights) -> float:
+    """The (sample-)weighted mean of per-row held-out ``values``, rounded."""
+    n = len(values)
     w = torch.ones(n) if weights is None else torch.as_tensor(weights).float()
-    return w / w.sum().clamp_min(1e-12)
+    return round(float((w / w.sum().clamp_min(1e-12) * values.float()).sum()), 4)
+
+
+class _EveryRowLabelled:
+    """Label sets and numbers: every row has a target, nothing to stratify by."""
+
+    def strata(self, encoded: np.ndarray) -> None:
+        return None
+
+    def labelled(self, encoded: np.ndarray) -> np.ndarray:
+        return np.ones(len(encoded), dtype=bool)
+
+    def _check_width(self, y: np.ndarray, what: str) -> None:
+        if y.shape[1] != self.n_outputs:
+            raise ValueError(
+                f"y has {y.shape[1]} {what}; the model was fitted with "
+                f"{self.n_outputs}. Call fit to start over with new targets."
+            )
 
 
 class ClassTargets:
@@ -101,12 +120,11 @@ class ClassTargets:
         """Held-out accuracy and log-loss (mean negative log-likelihood)."""
         log_proba = outputs.float().log_softmax(1)
         labels = torch.as_tensor(targets)
-        w = _weights(weights, len(labels))
         hit = (log_proba.argmax(1) == labels).float()
         nll = -log_proba.gather(1, labels[:, None])[:, 0]
         return {
-            "accuracy": round(float((w * hit).sum()), 4),
-            "log_loss": round(float((w * nll).sum()), 4),
+            "accuracy": _weighted_score(hit, weights),
+            "log_loss": _weighted_score(nll, weights),
         }
 
     @staticmethod
@@ -131,7 +149,7 @@ class ClassTargets:
         return self.classes[np.asarray(outputs).argmax(axis=1)]
 
 
-class LabelSetTargets:
+class LabelSetTargets(_EveryRowLabelled):
     """Several labels per row: a 0/1 indicator matrix, one sigmoid per label."""
 
     kind = "multilabel"
@@ -139,6 +157,8 @@ class LabelSetTargets:
 
     def __init__(self, n_labels: int):
         self.classes = np.arange(n_labels)
+        # class_weight="balanced": (positive, negative) weight of each label.
+        self.label_weights: torch.Tensor | None = None
 
     @classmethod
     def fit(cls, y: np.ndarray) -> LabelSetTargets:
@@ -158,18 +178,8 @@ class LabelSetTargets:
         return len(self.classes)
 
     def encode(self, y: np.ndarray) -> np.ndarray:
-        if y.shape[1] != self.n_outputs:
-            raise ValueError(
-                f"y has {y.shape[1]} label columns; the model was fitted with "
-                f"{self.n_outputs}. Call fit to start over with new labels."
-            )
+        self._check_width(y, "label columns")
         return y.astype(np.float32)
-
-    def strata(self, encoded: np.ndarray) -> None:
-        return None
-
-    def labelled(self, encoded: np.ndarray) -> np.ndarray:
-        return np.ones(len(encoded), dtype=bool)
 
     def criterion(self, clf) -> nn.Module:
         return nn.BCEWithLogitsLoss(reduction="none")
@@ -177,10 +187,9 @@ class LabelSetTargets:
     def loss(self, criterion, outputs, targets, weights) -> torch.Tensor:
         targets = targets.to(outputs.dtype)
         losses = criterion(outputs, targets)
-        balance = getattr(self, "label_weights", None)
-        if balance is not None:
+        if self.label_weights is not None:
             # class_weight="balanced" per label: rare values weigh more.
-            pos, neg = balance.to(outputs.device)
+            pos, neg = self.label_weights.to(outputs.device)
             losses = losses * (targets * pos + (1 - targets) * neg)
         return weighted_mean(losses.mean(1), weights)
 
@@ -217,7 +226,7 @@ class LabelSetTargets:
         bce = nn.functional.binary_cross_entropy_with_logits(
             outputs.float(), targets, reduction="none"
         ).mean(1)
-        return {"log_loss": round(float((_weights(weights, len(bce)) * bce).sum()), 4)}
+        return {"log_loss": _weighted_score(bce, weights)}
 
     @staticmethod
     def better(scores: dict, than: dict) -> bool:
@@ -234,7 +243,7 @@ class LabelSetTargets:
         return (np.asarray(outputs) > 0).astype(np.int64)  # probability > 0.5
 
 
-class NumericTargets:
+class NumericTargets(_EveryRowLabelled):
     """Numbers, standardised per output: the network predicts ``(y - mean) / scale``."""
 
     kind = "regression"
@@ -257,18 +266,8 @@ class NumericTargets:
         return len(self.mean)
 
     def encode(self, y: np.ndarray) -> np.ndarray:
-        if y.shape[1] != self.n_outputs:
-            raise ValueError(
-                f"y has {y.shape[1]} outputs; the model was fitted with "
-                f"{self.n_outputs}. Call fit to start over with new targets."
-            )
+        self._check_width(y, "outputs")
         return ((y - self.mean) / self.scale).astype(np.float32)
-
-    def strata(self, encoded: np.ndarray) -> None:
-        return None
-
-    def labelled(self, encoded: np.ndarray) -> np.ndarray:
-        return np.ones(len(encoded), dtype=bool)
 
     def criterion(self, clf) -> nn.Module:
         if clf.loss == "huber":
@@ -288,7 +287,7 @@ class NumericTargets:
     def holdout_scores(self, outputs, targets, weights) -> dict:
         """Held-out mean squared error, in standardised units (1 - R^2)."""
         errors = ((outputs.float() - torch.as_tensor(targets).float()) ** 2).mean(1)
-        return {"mse": round(float((_weights(weights, len(errors)) * errors).sum()), 4)}
+        return {"mse": _weighted_score(errors, weights)}
 
     @staticmethod
     def better(scores: dict, than: dict) -> bool:
