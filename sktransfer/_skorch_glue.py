@@ -61,6 +61,44 @@ __all__ = ["SkorchGlue"]
 
 _CRITERION_WEIGHT = "__criterion__.weight"
 
+# Constraints of the parameters both trainable estimators take; each extends
+# them with its own.
+TRAINABLE_CONSTRAINTS: dict = {
+    **BACKBONE_CONSTRAINTS,
+    "freeze": [
+        Interval(Integral, 0, None, closed="left"),
+        StrOptions({"all", "auto"}),
+    ],
+    "head_hidden": [tuple, list],
+    "head_dropout": [Interval(Real, 0, 1, closed="left")],
+    "head_init": [StrOptions({"auto", "probe", "random"})],
+    "final_head": ["boolean", StrOptions({"auto"})],
+    "lr": [Interval(Real, 0, None, closed="neither")],
+    "backbone_lr": [Interval(Real, 0, None, closed="left"), None],
+    "weight_decay": [Interval(Real, 0, None, closed="left")],
+    "max_epochs": [
+        Interval(Integral, 0, None, closed="left"),
+        StrOptions({"auto"}),
+    ],
+    "schedule": [StrOptions({"cosine"}), None],
+    "warmup": [Interval(Real, 0, 1, closed="left")],
+    "layer_decay": [Interval(Real, 0, 1, closed="right"), None],
+    "weight_averaging": [StrOptions({"swa", "wise"}), None],
+    "freeze_batchnorm": ["boolean", StrOptions({"auto"})],
+    "bn_stats": [StrOptions({"auto", "pretrained", "refit"})],
+    "recalibrate_bn": ["boolean"],
+    "tta": ["boolean"],
+    "augment": ["boolean", StrOptions({"crop", "flip"})],
+    "early_stopping": ["boolean"],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "cache_frozen": ["boolean"],
+    "cache": [str, os.PathLike, FrozenOutputCache, joblib.Memory, None],
+    "cache_dtype": [StrOptions({"float32", "float16"})],
+    "cache_max_bytes": [Interval(Integral, 0, None, closed="left"), None],
+    "random_state": ["random_state"],
+}
+
 
 class SkorchGlue(CallbacksMixin, OptimizerMixin, LossMixin, DeviceMixin, NeuralNet):
     """skorch hooks shared by sktransfer's trainable estimators (not public).
@@ -69,42 +107,7 @@ class SkorchGlue(CallbacksMixin, OptimizerMixin, LossMixin, DeviceMixin, NeuralN
     checked) and ``_new_targets`` (the targets object fitted on them).
     """
 
-    # Constraints of the parameters both estimators take; each extends them.
-    _parameter_constraints: dict = {
-        **BACKBONE_CONSTRAINTS,
-        "freeze": [
-            Interval(Integral, 0, None, closed="left"),
-            StrOptions({"all", "auto"}),
-        ],
-        "head_hidden": [tuple, list],
-        "head_dropout": [Interval(Real, 0, 1, closed="left")],
-        "head_init": [StrOptions({"auto", "probe", "random"})],
-        "final_head": ["boolean", StrOptions({"auto"})],
-        "lr": [Interval(Real, 0, None, closed="neither")],
-        "backbone_lr": [Interval(Real, 0, None, closed="left"), None],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "max_epochs": [
-            Interval(Integral, 0, None, closed="left"),
-            StrOptions({"auto"}),
-        ],
-        "schedule": [StrOptions({"cosine"}), None],
-        "warmup": [Interval(Real, 0, 1, closed="left")],
-        "layer_decay": [Interval(Real, 0, 1, closed="right"), None],
-        "weight_averaging": [StrOptions({"swa", "wise"}), None],
-        "freeze_batchnorm": ["boolean", StrOptions({"auto"})],
-        "bn_stats": [StrOptions({"auto", "pretrained", "refit"})],
-        "recalibrate_bn": ["boolean"],
-        "tta": ["boolean"],
-        "augment": ["boolean", StrOptions({"crop", "flip"})],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "cache_frozen": ["boolean"],
-        "cache": [str, os.PathLike, FrozenOutputCache, joblib.Memory, None],
-        "cache_dtype": [StrOptions({"float32", "float16"})],
-        "cache_max_bytes": [Interval(Integral, 0, None, closed="left"), None],
-        "random_state": ["random_state"],
-    }
+    _parameter_constraints: dict = TRAINABLE_CONSTRAINTS
 
     # ------------------------------------------------------------ the fit flow
     def initialize_module(self):
