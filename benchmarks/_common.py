@@ -1,8 +1,9 @@
 """Helpers shared by the benchmark scripts: timing, memory, results and tables.
 
 Run a benchmark with ``./dev bench NAME`` (it executes ``benchmarks/NAME.py``).
-Every script prints a markdown table and writes the same numbers, with a
-description of the machine, to ``benchmarks/results/NAME.json``.
+Every script prints a markdown table and writes the same numbers, with their
+provenance (commit, command line, package versions) and a description of the
+machine, to ``benchmarks/results/NAME.json``.
 """
 
 from __future__ import annotations
@@ -174,35 +175,88 @@ def _cpu_model() -> str:
 
 def git_commit() -> str:
     """The commit the run started from, with ``+dirty`` when files differ."""
-    import subprocess
-
     root = Path(__file__).resolve().parent
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
+        head = _git(root, "rev-parse", "HEAD")
+        dirty = _git(root, "status", "--porcelain", "--untracked-files=no")
     except OSError:
         return "unknown"
     return (head or "unknown") + ("+dirty" if dirty else "")
 
 
+def _git(root: Path, *args: str) -> str:
+    import subprocess
+
+    return subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True
+    ).stdout.strip()
+
+
 # The commit the benchmark started from (a commit made while it ran is not it).
 COMMIT_AT_START = git_commit()
+# The packages whose versions a result can depend on (those installed are recorded).
+_VERSIONED = (
+    "sktransfer",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "skorch",
+    "torch",
+    "torchvision",
+    "timm",
+    "transformers",
+    "sentence-transformers",
+    "setfit",
+    "skada",
+    "soundfile",
+    "pillow",
+)
+
+
+def command_line() -> str:
+    """The command that re-runs this benchmark: ``./dev bench NAME ARGS``."""
+    import shlex
+
+    script = Path(sys.argv[0]).stem
+    return " ".join(["./dev bench", script, *map(shlex.quote, sys.argv[1:])])
+
+
+def installed_versions() -> dict[str, str]:
+    """Versions of the installed packages among ``_VERSIONED``."""
+    from importlib import metadata
+
+    versions = {}
+    for package in _VERSIONED:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def provenance() -> dict:
+    """Where a result comes from: commit (dirty or not), command and versions."""
+    return {
+        "commit": COMMIT_AT_START,
+        "dirty": COMMIT_AT_START.endswith("+dirty"),
+        "command": command_line(),
+        "versions": installed_versions(),
+    }
 
 
 def write_results(name: str, payload: dict) -> Path:
-    """Write ``payload`` (plus :func:`machine_info`) to ``results/NAME.json``."""
+    """Write ``payload`` to ``results/NAME.json`` with its provenance.
+
+    The provenance (:func:`provenance`: commit, command line, package versions)
+    and :func:`machine_info` (CPU, threads, load) are recorded in every file; a
+    ``command`` in ``payload`` is replaced by the command line that ran.
+    """
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
+    payload = {k: v for k, v in payload.items() if k != "command"}
     document = {
         "benchmark": name,
-        "commit": COMMIT_AT_START,
+        **provenance(),
         "machine": machine_info(),
         **payload,
     }

@@ -2,9 +2,9 @@
 
 A script run on a subset of its work writes ``results/<name>.part-<what>.json``
 (the usual payload: ``records``, ``tasks``, timings, ``machine``);
-:func:`read_parts` combines every part of ``<name>`` into one payload. A record
-measured again in a newer part (after a change of defaults, say) replaces the
-older one, so only the affected rows need re-running.
+:func:`read_parts` combines every part of ``<name>`` into one payload. Parts
+only split one run across cores: they must all come from the same clean commit,
+so that the merged table is what one code version measured.
 """
 
 from __future__ import annotations
@@ -29,14 +29,21 @@ def read_parts(name: str, *, key: Sequence[str]) -> dict:
     if not paths:
         raise FileNotFoundError(f"No part files {RESULTS_DIR}/{name}.part-*.json")
     docs = [json.loads(p.read_text()) for p in paths]
+    check_one_commit(name, paths, docs)
     order = sorted(range(len(docs)), key=lambda i: docs[i]["machine"]["date"])
     paths, docs = [paths[i] for i in order], [docs[i] for i in order]
-    newest = {}
-    for doc in docs:
+    records = {}
+    for path, doc in zip(paths, docs):
         for record in doc["records"]:
-            newest[tuple(str(record[k]) for k in key)] = record
+            row = tuple(str(record[k]) for k in key)
+            if row in records:
+                raise ValueError(
+                    f"{path.name} measures {dict(zip(key, row))} again: each part "
+                    "must run different work; delete the stale part files."
+                )
+            records[row] = record
     payload = {k: v for k, v in docs[0].items() if not k.startswith(_TIMINGS)}
-    payload["records"] = list(newest.values())
+    payload["records"] = list(records.values())
     payload["tasks"] = list(dict.fromkeys(t for d in docs for t in d["tasks"]))
     for doc in docs:
         for k, value in doc.items():
@@ -57,3 +64,23 @@ def read_parts(name: str, *, key: Sequence[str]) -> dict:
     payload.pop("machine", None)
     payload.pop("benchmark", None)
     return payload
+
+
+def check_one_commit(name: str, paths: Sequence, docs: Sequence[dict]) -> None:
+    """Refuse parts made at different commits, or from a modified tree."""
+    commits = {p.name: doc.get("commit", "unknown") for p, doc in zip(paths, docs)}
+    unusable = {
+        file: commit
+        for file, commit in commits.items()
+        if commit == "unknown" or commit.endswith("+dirty")
+    }
+    if unusable:
+        raise ValueError(
+            f"Parts of {name} without a clean commit: {unusable}. Re-run them from "
+            "a clean checkout (commit first)."
+        )
+    if len(set(commits.values())) > 1:
+        raise ValueError(
+            f"Parts of {name} come from different commits: {commits}. Re-run every "
+            "part at one commit, or delete the stale ones, then --merge."
+        )

@@ -312,7 +312,7 @@ def plot(summary: list, tasks: Sequence[Task], labels: dict, path: Path, all_as)
     import matplotlib.pyplot as plt
 
     colours = dict(zip(labels, plt.get_cmap("tab20").colors))  # up to 20 methods
-    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.8))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(7 * len(tasks), 5.6))
     handles = {}
     for ax, task in zip(np.atleast_1d(axes), tasks):
         for method in task.methods:
@@ -341,7 +341,7 @@ def plot(summary: list, tasks: Sequence[Task], labels: dict, path: Path, all_as)
         ax.minorticks_off()
         ax.set_xlabel("labelled training images per class")
         ax.set_ylabel("test accuracy")
-        ax.set_title(task.title, fontsize=9)
+        ax.set_title(task.title, fontsize=11)
         ax.grid(alpha=0.3)
     order = [m for m in labels if m in handles]
     fig.legend(
@@ -349,9 +349,9 @@ def plot(summary: list, tasks: Sequence[Task], labels: dict, path: Path, all_as)
         [labels[m] for m in order],
         loc="lower center",
         ncol=2,
-        fontsize=8,
+        fontsize=9,
         frameon=False,
     )
-    fig.tight_layout(rect=(0, 0.2, 1, 1))
+    fig.tight_layout(rect=(0, 0.22, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -73,7 +73,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -81,7 +80,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from _common import RESULTS_DIR, load_average, write_results
+from _common import RESULTS_DIR, command_line, load_average, write_results
 from _target_data import (
     DEBTAGS_TEST,
     LABEL_FACETS,
@@ -593,11 +592,10 @@ def main() -> None:
         )
     print("\n" + markdown)
     wall = round(time.perf_counter() - started, 1)
-    command = f"./dev bench {NAME} " + " ".join(sys.argv[1:])
+    command = command_line()
     write_results(
         args.name,
         {
-            "command": command.strip(),
             "torch_threads": torch.get_num_threads(),
             "cpu_count": os.cpu_count(),
             "max_length": MAX_LENGTH,

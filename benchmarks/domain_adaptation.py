@@ -279,7 +279,6 @@ def main() -> None:
         records += run(shift, seeds, n, epochs, pinned, methods)
     summary = summarise(records)
     payload = {
-        "command": "./dev bench domain_adaptation " + " ".join(sys.argv[1:]),
         "pinned": pinned,
         "hypothesis": __doc__.split("Hypothesis\n----------\n")[1].split("\n\n")[0],
         "methods": LABELS,

@@ -164,7 +164,6 @@ def main() -> None:
                 print(f"{task:<12} {backbone:<24} k={k:<3} {name:<38} "
                       f"{np.mean(accuracy):.3f}", flush=True)  # fmt: skip
     payload = {
-        "command": "./dev bench embedding_defaults",
         "hypothesis": __doc__.split("Hypothesis\n----------\n")[1].split("\n\n")[0],
         "records": records,
         "total_seconds": round(time.perf_counter() - start, 1),

@@ -456,8 +456,6 @@ def main() -> None:
     path = write_results(
         NAME + (f"_{args.cases}" if args.cases else ""),
         {
-            "command": "./dev bench extractor_throughput"
-            + (" --quick" if args.quick else ""),
             "quick": args.quick,
             "repeat": args.repeat,
             "images": image_source,

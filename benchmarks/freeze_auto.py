@@ -40,18 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS_DIR, write_results
 
 HERE = Path(__file__).resolve().parent
-TRANSFER = (
-    "transfer_vs_scratch.part-fashion+user_cnn+digits+lite0_fashion-auto+ft_0+ft_all"
-)
+TRANSFER = "freeze_auto_images"
 SPEECH, TEXT, TEXT_50 = "freeze_auto_speech", "freeze_auto_text", "freeze_auto_text_k50"
 RUNS = [
-    [
-        "transfer_vs_scratch.py",
-        "--tasks",
-        "fashion,user_cnn,digits,lite0_fashion",
-        "--methods",
-        "auto,ft_0,ft_all",
-    ],
+    ["transfer_vs_scratch.py", "--methods", "auto,ft_0,ft_all", "--name", TRANSFER],
     ["speech_few_shot.py", "--tasks", "digits", "language", "speaker"]
     + ["--ks", "2", "5", "20", "--ft-ks", "2", "5", "20"]
     + ["--backbones", "keyword_cnn", "--freeze", "0", "all", "auto", "--name", SPEECH],
@@ -150,7 +142,6 @@ def summarise() -> dict:
         )
     return {
         "hypothesis": __doc__.split("Hypothesis\n----------\n")[1].split("\n\n")[0],
-        "command": "./dev bench freeze_auto",
         "sources": {
             bench: sorted({r["commit"] for r in rows if r["benchmark"] == bench})
             for bench in ("images", "speech", "text")

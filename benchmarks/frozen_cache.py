@@ -317,7 +317,6 @@ def main() -> None:
     path = write_results(
         "frozen_cache",
         {
-            "command": "./dev bench frozen_cache" + (" --quick" if args.quick else ""),
             "n_train": n_train,
             "epochs": epochs,
             "folds": folds,

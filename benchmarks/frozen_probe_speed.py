@@ -159,7 +159,6 @@ def main() -> None:
     write_results(
         args.name,
         {
-            "command": "./dev bench " + " ".join([NAME, *sys.argv[1:]]),
             "torch_threads": threads,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "loadavg_at_start": load,

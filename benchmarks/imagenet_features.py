@@ -123,7 +123,6 @@ def main() -> None:
     write_results(
         "imagenet_features",
         {
-            "command": "./dev bench imagenet_features",
             "seeds": SEEDS,
             "rows": rows,
             "wall_s": time.perf_counter() - start,

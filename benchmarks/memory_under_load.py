@@ -105,8 +105,6 @@ def main() -> None:
     path = write_results(
         "memory_under_load",
         {
-            "command": "./dev bench memory_under_load"
-            + (" --quick" if args.quick else ""),
             "rows": rows,
             "wall_s": time.perf_counter() - start,
         },

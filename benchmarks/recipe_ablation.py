@@ -398,7 +398,6 @@ def save(name, script, doc, records, columns, seeds, ks, start, **extra) -> None
     ``extra`` entries go into the JSON after the hypothesis.
     """
     payload = {
-        "command": f"./dev bench {script} " + " ".join(sys.argv[1:]),
         "hypothesis": doc.split("Hypothesis\n----------\n")[1].split("\n\n")[0],
         **extra,
         "seeds": list(seeds),

@@ -215,7 +215,6 @@ def main() -> None:
     path = write_results(
         name,
         {
-            "command": "./dev bench scale_out" + (" --quick" if args.quick else ""),
             "n_images": len(X),
             "grid": {key: [str(v) for v in values] for key, values in grid.items()},
             "folds": folds,

@@ -88,7 +88,6 @@ def main() -> None:
     write_results(
         "small_image_size",
         {
-            "command": "./dev bench small_image_size",
             "labels_per_class": LABELS_PER_CLASS,
             "rows": rows,
         },

@@ -44,7 +44,6 @@ and ``--freeze`` shorten a run. Writes ``results/<--name>.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import warnings
 
@@ -53,6 +52,7 @@ import torch
 from _common import (
     RESULTS_DIR,
     chosen_freeze,
+    command_line,
     few_shot_table,
     freeze_value,
     load_average,
@@ -184,11 +184,10 @@ def main() -> None:
     markdown = few_shot_table(rows)
     print("\n" + markdown)
     wall = round(time.perf_counter() - started, 1)
-    command = "./dev bench speech_few_shot " + " ".join(sys.argv[1:])
+    command = command_line()
     write_results(
         args.name,
         {
-            "command": command.strip(),
             "data": "Debian asterisk-core-sounds-* / asterisk-prompt-* recordings; "
             "espeak-ng words (benchmarks/_speech_data.py)",
             "torch_threads": torch.get_num_threads(),

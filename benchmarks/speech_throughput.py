@@ -205,7 +205,6 @@ def main() -> None:
         return
     started = time.perf_counter()
     result = {
-        "command": "./dev bench speech_throughput " + " ".join(sys.argv[1:]),
         "torch_threads": torch.get_num_threads(),
         "batch_size": BATCH,
         "clips": "synthetic tone + noise, 0.5-3 s at 16 kHz, seed 0",

@@ -34,7 +34,7 @@ def main() -> None:
             {"backbone": name, "input": f"{size[0]}x{size[1]}", "stages": cells}
         )
         print(f"| `{name}` | {size[0]}x{size[1]} | {', '.join(cells)} |", flush=True)
-    write_results("stage_memory", {"command": "./dev bench stage_memory", "rows": rows})
+    write_results("stage_memory", {"rows": rows})
 
 
 if __name__ == "__main__":

@@ -247,7 +247,6 @@ def main() -> None:
     write_results(
         args.name,
         {
-            "command": "./dev bench text_few_shot " + " ".join(sys.argv[1:]),
             "data": SOURCE,
             "torch_threads": torch.get_num_threads(),
             "max_length": MAX_LENGTH,

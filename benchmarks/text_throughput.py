@@ -194,7 +194,6 @@ def main() -> None:
         return
     started = time.perf_counter()
     result = {
-        "command": "./dev bench text_throughput " + " ".join(sys.argv[1:]),
         "torch_threads": torch.get_num_threads(),
         "batch_size": BATCH,
         "max_length": args.max_length,

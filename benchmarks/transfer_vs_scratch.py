@@ -28,29 +28,31 @@ Tasks
    benchmark table (0.916 test accuracy).
 
 Methods (``LABELS`` below; each task's data and estimator factories are in
-``_scratch_tasks.py``): ``FineTuneClassifier(backbone)`` with nothing else
-set (its default is ``freeze=0``, so no separate ``freeze=0`` row); the same
-architecture from scratch (and, for the user's CNN, a fresh module with nothing
-else set, as a user would pass it); the loop of common PyTorch tutorials (new linear
-head, every layer trained with Adam 1e-3 and cross-entropy, batch 32, fixed
-epochs: ``_handwritten.TutorialFineTune``) from the pretrained and from random
-weights; frozen embeddings + ``LogisticRegression`` (the extractor's default
-``layer`` and the final layer); ``freeze="all"``; and ``GridSearchCV`` over
-``freeze`` (inner 3-fold CV on the training labels). Every method sees the same
-splits and seeds. The hand-written loops run ``epochs = clip(5000 / n_train, 1,
-30)`` epochs; the library rows use its own ``max_epochs="auto"``.
+``_scratch_tasks.py``). By default (``DEFAULT_METHODS``):
+``FineTuneClassifier(backbone)`` with nothing else set (its ``freeze="auto"``);
+the same architecture from scratch; the loop of common PyTorch tutorials (new
+linear head, every layer trained with Adam 1e-3 and cross-entropy, batch 32,
+fixed epochs: ``_handwritten.TutorialFineTune``) from the pretrained and from
+random weights; frozen embeddings + ``LogisticRegression``; and
+``freeze="all"``. The others (``freeze=0``, grid searches over ``freeze``, a
+single head, the final layer's embedding, a user's fresh module) run when
+``--methods`` names them. Every method sees the same splits and seeds. The
+hand-written loops run ``epochs = clip(5000 / n_train, 1, 30)`` epochs; the
+library rows use its own ``max_epochs="auto"``.
 
-Run with ``./dev bench transfer_vs_scratch`` (one process, all tasks), or one
-process per core and then a merge::
+Run with ``./dev bench transfer_vs_scratch`` (one process, every task, 3 seeds,
+about 1.5 hours on 2 cores), or split one run across cores at one commit, then
+merge (parts from different commits are refused)::
 
     ./dev bench transfer_vs_scratch --tasks fashion
     ./dev bench transfer_vs_scratch --tasks user_cnn,digits,lite0_fashion
     ./dev bench transfer_vs_scratch --merge
 
-``--quick``: 1 seed, small k, a 1-epoch source, 1000 test images. Use
-``OMP_NUM_THREADS=1`` per process; two processes with two threads each on two
-cores run several times slower. Needs Fashion-MNIST: ``sudo apt-get install
-dataset-fashion-mnist``.
+``--quick`` (about 10 minutes, ``results/transfer_vs_scratch_quick.json``):
+seeds 0 and 1, 10 labels per class, the headline methods, a 1-epoch source and
+1000 test images. Use ``OMP_NUM_THREADS=1`` per process when running parts side
+by side; two processes with two threads each on two cores run several times
+slower. Needs Fashion-MNIST: ``sudo apt-get install dataset-fashion-mnist``.
 """
 
 from __future__ import annotations
@@ -89,10 +91,19 @@ from sktransfer import FineTuneClassifier
 from sktransfer.datasets import load_fashion_mnist
 
 NAME = "transfer_vs_scratch"
-# Slow (grid_repeated), or the same as "scratch" for a registered backbone
-# (scratch_defaults: only a user's fresh module differs).
-ONLY_WHEN_NAMED = ("grid_repeated", "scratch_defaults")
+# The rows of the published table; the other methods run when named.
+DEFAULT_METHODS = (
+    "defaults",
+    "scratch",
+    "tutorial",
+    "tutorial_scratch",
+    "lr",
+    "ft_all",
+)
+# The headline rows, in minutes (--quick).
+QUICK_METHODS = ("defaults", "scratch", "tutorial", "lr", "ft_all")
 SEEDS = (0, 1, 2)
+QUICK_SEEDS = (0, 1)
 ANCHOR_TARGET = 0.916  # Fashion-MNIST benchmark table, "2 Conv+pooling"
 LABELS = {
     "defaults": "FineTuneClassifier(backbone): library defaults, nothing else set",
@@ -150,7 +161,9 @@ def anchor(epochs=4) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run, ~2-3 min")
+    parser.add_argument(
+        "--quick", action="store_true", help="headline rows in ~10 min (2 seeds, k=10)"
+    )
     parser.add_argument(
         "--tasks",
         help="comma-separated task names to run (default: all); the results go "
@@ -158,8 +171,8 @@ def main() -> None:
     )
     parser.add_argument(
         "--methods",
-        help="comma-separated methods to run (default: all but "
-        "grid_repeated and scratch_defaults, which run only when named)",
+        help="comma-separated methods to run (default: "
+        f"{','.join(DEFAULT_METHODS)}; with --quick: {','.join(QUICK_METHODS)})",
     )
     parser.add_argument(
         "--ks", help="comma-separated label budgets to run (default: each task's)"
@@ -167,12 +180,17 @@ def main() -> None:
     parser.add_argument(
         "--merge", action="store_true", help="combine the part files into one report"
     )
+    parser.add_argument(
+        "--name",
+        help="results file name (default: transfer_vs_scratch, or "
+        "transfer_vs_scratch_quick with --quick)",
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
-    name = NAME + ("_quick" if args.quick else "")
+    name = args.name or NAME + ("_quick" if args.quick else "")
     if args.merge:
         return merge_parts(name)
-    seeds = SEEDS[:1] if args.quick else SEEDS
+    seeds = QUICK_SEEDS if args.quick else SEEDS
     budget = (
         # Fewer than ~30 steps leave BatchNorm running statistics of a network
         # trained from scratch unconverged (eval-mode predictions near chance).
@@ -205,11 +223,10 @@ def main() -> None:
             )
         tasks = [t for t in tasks if t.name in wanted]
     methods = args.methods.split(",") if args.methods else None
+    wanted_methods = methods or (QUICK_METHODS if args.quick else DEFAULT_METHODS)
     for task in tasks:
         task.methods = {
-            name: make
-            for name, make in task.methods.items()
-            if (name in methods if methods else name not in ONLY_WHEN_NAMED)
+            name: make for name, make in task.methods.items() if name in wanted_methods
         }
         if args.ks:
             task.ks = tuple(k for k in task.ks if str(k) in args.ks.split(","))
@@ -244,7 +261,7 @@ def main() -> None:
         write_results(f"{name}.part-{part.replace(',', '+')}", payload)
         print(f"Wrote the part; combine parts with --merge{' --quick' * args.quick}")
         return
-    if not args.quick:
+    if not (args.quick or args.methods):
         payload["anchor"] = anchor()
     report(name, payload, tasks)
 
@@ -278,11 +295,13 @@ def report(name: str, payload: dict, tasks: list[Task]) -> None:
     payload["summary"] = summary
     tables = [f"### {t.title}\n\n{results_table(summary, t, LABELS)}" for t in tasks]
     write_results(name, payload)
-    plot(summary, tasks, LABELS, RESULTS_DIR / f"{name}.png", {"fashion": 6000})
+    for task in tasks:
+        path = RESULTS_DIR / f"{name}_{task.name}.png"
+        plot(summary, [task], LABELS, path, {"fashion": 6000})
     text = _markdown(tables, payload, payload["quick"])
     (RESULTS_DIR / f"{name}.md").write_text(text)
     print("\n" + text)
-    print(f"Wrote {RESULTS_DIR / name}.{{json,md,png}}")
+    print(f"Wrote {RESULTS_DIR / name}.{{json,md}} and one plot per task")
 
 
 def _markdown(tables, payload, quick) -> str:
