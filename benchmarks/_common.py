@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+# When the benchmark started (this module is imported first): its wall time.
+_STARTED = time.perf_counter()
 
 
 def time_once(fn: Callable[[], object]) -> float:
@@ -247,9 +249,10 @@ def provenance() -> dict:
 def write_results(name: str, payload: dict) -> Path:
     """Write ``payload`` to ``results/NAME.json`` with its provenance.
 
-    The provenance (:func:`provenance`: commit, command line, package versions)
-    and :func:`machine_info` (CPU, threads, load) are recorded in every file; a
-    ``command`` in ``payload`` is replaced by the command line that ran.
+    The provenance (:func:`provenance`: commit, command line, package versions),
+    :func:`machine_info` (CPU, threads, load) and the wall time since the script
+    started are recorded in every file; a ``command`` in ``payload`` is replaced
+    by the command line that ran.
     """
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
@@ -258,6 +261,7 @@ def write_results(name: str, payload: dict) -> Path:
         "benchmark": name,
         **provenance(),
         "machine": machine_info(),
+        "wall_seconds": round(time.perf_counter() - _STARTED, 1),
         **payload,
     }
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")

@@ -53,6 +53,7 @@ def read_parts(name: str, *, key: Sequence[str]) -> dict:
         {
             "file": path.name,
             "tasks": doc["tasks"],
+            "command": doc.get("command"),
             "machine": doc["machine"],
             "total_seconds": doc["total_seconds"],
             "total_cpu_seconds": doc["total_cpu_seconds"],
@@ -60,6 +61,8 @@ def read_parts(name: str, *, key: Sequence[str]) -> dict:
         for path, doc in zip(paths, docs)
     ]
     payload["total_seconds"] = max(d["total_seconds"] for d in docs)
+    # The parts ran side by side: the run took as long as the longest.
+    payload["wall_seconds"] = max(d.get("wall_seconds", 0) for d in docs)
     payload["total_cpu_seconds"] = round(sum(d["total_cpu_seconds"] for d in docs), 1)
     payload.pop("machine", None)
     payload.pop("benchmark", None)

@@ -1,0 +1,85 @@
+"""Benchmark results carry their provenance; part files merge only at one commit."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import _common  # noqa: E402
+import _parts  # noqa: E402
+
+HASH = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture
+def results_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(_common, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(_parts, "RESULTS_DIR", tmp_path)
+    return tmp_path
+
+
+def write_part(folder: Path, name: str, commit: str, records: list[dict]) -> None:
+    document = {
+        "commit": commit,
+        "command": f"./dev bench demo --tasks {name}",
+        "machine": {"date": f"2026-12-03T10:00:0{len(name) % 10}"},
+        "tasks": [name],
+        "records": records,
+        "total_seconds": 10.0,
+        "total_cpu_seconds": 12.0,
+    }
+    (folder / f"demo.part-{name}.json").write_text(json.dumps(document))
+
+
+def test_write_results_records_commit_command_versions_and_machine(
+    results_dir, monkeypatch
+):
+    monkeypatch.setattr(sys, "argv", ["benchmarks/demo.py", "--ks", "10", "a b"])
+    path = _common.write_results("demo", {"command": "stale", "rows": [1]})
+    document = json.loads(path.read_text())
+    assert document["command"] == "./dev bench demo --ks 10 'a b'"
+    assert document["commit"] == _common.COMMIT_AT_START
+    assert document["dirty"] == document["commit"].endswith("+dirty")
+    assert {"numpy", "torch", "scikit-learn", "sktransfer"} <= set(document["versions"])
+    assert {"cpu_count", "OMP_NUM_THREADS", "loadavg_at_end"} <= set(document["machine"])
+    assert document["wall_seconds"] >= 0 and document["rows"] == [1]
+
+
+def test_parts_of_one_commit_merge(results_dir):
+    write_part(results_dir, "a", HASH, [{"task": "a", "seed": 0}])
+    write_part(results_dir, "b", HASH, [{"task": "b", "seed": 0}])
+    merged = _parts.read_parts("demo", key=("task", "seed"))
+    assert merged["commit"] == HASH and merged["tasks"] == ["a", "b"]
+    assert [p["command"] for p in merged["parts"]] == [
+        "./dev bench demo --tasks a",
+        "./dev bench demo --tasks b",
+    ]
+
+
+@pytest.mark.parametrize(
+    "second, message",
+    [
+        ("f" * 40, "different commits"),
+        (HASH + "+dirty", "without a clean commit"),
+    ],
+)
+def test_parts_from_other_commits_or_a_dirty_tree_are_refused(
+    results_dir, second, message
+):
+    write_part(results_dir, "a", HASH, [{"task": "a", "seed": 0}])
+    write_part(results_dir, "b", second, [{"task": "b", "seed": 0}])
+    with pytest.raises(ValueError, match=message):
+        _parts.read_parts("demo", key=("task", "seed"))
+
+
+def test_a_row_measured_by_two_parts_is_refused(results_dir):
+    write_part(results_dir, "a", HASH, [{"task": "a", "seed": 0}])
+    write_part(results_dir, "b", HASH, [{"task": "a", "seed": 0}])
+    with pytest.raises(ValueError, match="measures .* again"):
+        _parts.read_parts("demo", key=("task", "seed"))
