@@ -47,7 +47,8 @@ def test_write_results_records_commit_command_versions_and_machine(
     assert document["commit"] == _common.COMMIT_AT_START
     assert document["dirty"] == document["commit"].endswith("+dirty")
     assert {"numpy", "torch", "scikit-learn", "sktransfer"} <= set(document["versions"])
-    assert {"cpu_count", "OMP_NUM_THREADS", "loadavg_at_end"} <= set(document["machine"])
+    machine = set(document["machine"])
+    assert {"cpu_count", "OMP_NUM_THREADS", "loadavg_at_end"} <= machine
     assert document["wall_seconds"] >= 0 and document["rows"] == [1]
 
 
