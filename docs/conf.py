@@ -29,6 +29,7 @@ extensions = [
     "numpydoc",
     "sphinx_gallery.gen_gallery",
     "myst_parser",
+    "sphinx_copybutton",
     "benchmark_tables",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
@@ -42,9 +43,21 @@ autodoc_default_options = {"members": True, "inherited-members": False}
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 
-html_theme = "alabaster"
+# The PyData theme (scikit-learn's, imbalanced-learn's, skada's) bundles its
+# fonts, icons and scripts: building the site needs no network.
+html_theme = "pydata_sphinx_theme"
 html_title = f"sktransfer {release}"
-html_theme_options = {"description": "Transfer learning as a scikit-learn citizen"}
+html_theme_options = {
+    "navbar_end": ["theme-switcher"],  # no icon links (GitHub etc.)
+    "show_toc_level": 2,
+    "navigation_with_keys": False,
+}
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
+
+# Copy buttons leave out doctest prompts (">>> ", "... ") and their output.
+copybutton_prompt_text = r">>> |\.\.\. "
+copybutton_prompt_is_regexp = True
 
 # Examples run in CI must take under a minute: the others are rendered, not run.
 sphinx_gallery_conf = {
