@@ -176,11 +176,23 @@ def _cpu_model() -> str:
 
 
 def git_commit() -> str:
-    """The commit the run started from, with ``+dirty`` when files differ."""
+    """The commit the run started from, with ``+dirty`` when its code differs.
+
+    Results files do not count: a run writes them, and the next run of the same
+    checkout is still the committed code.
+    """
     root = Path(__file__).resolve().parent
     try:
         head = _git(root, "rev-parse", "HEAD")
-        dirty = _git(root, "status", "--porcelain", "--untracked-files=no")
+        dirty = _git(
+            root,
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ":(top)",
+            ":(top,exclude)benchmarks/results",
+        )
     except OSError:
         return "unknown"
     return (head or "unknown") + ("+dirty" if dirty else "")

@@ -365,8 +365,8 @@ def refits_bn_stats(estimator) -> bool:
 
     ``bn_stats="auto"`` refits them for a module of the user's own, whose
     pretraining normalised its inputs in a way the library cannot know
-    (``benchmarks/results/user_input_scale``), unless ``image_mean`` or
-    ``image_std`` says how; registered backbones keep theirs.
+    (``benchmarks/results/user_input_scale.json``, in git at ea690e0), unless
+    ``image_mean`` or ``image_std`` says how; registered backbones keep theirs.
     """
     if estimator.bn_stats == "auto":
         stated = estimator.image_mean is not None or estimator.image_std is not None

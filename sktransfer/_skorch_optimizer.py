@@ -50,10 +50,11 @@ class OptimizerMixin:
             return float(recommended)
         if starts_from_probe(self):
             # The head already fits: the stages below move at a third of its
-            # rate (linear probing, then fine-tuning; results/recipe_ablation_taps_lr).
+            # rate (linear probing, then fine-tuning; measured in
+            # results/recipe_ablation_taps_lr, in git at ea690e0).
             return self.lr / 3
         # A random head: one rate for both, as good or better than lr / 3
-        # (results/recipe_ablation_schedule).
+        # (results/recipe_ablation_schedule at ea690e0).
         return self.lr
 
     def initialize_optimizer(self, triggered_directly=None):

@@ -154,26 +154,6 @@ def _recipe_ablation(doc: dict) -> str:
     return _variants_table(doc, intro)
 
 
-def _user_stage_lists(doc: dict) -> str:
-    intro = (
-        "`FineTuneClassifier(stages, weights=None, image_size=28)`, nothing else "
-        "unless the row names it; test accuracy, mean ± std over "
-        f"{len(doc['seeds'])} seeds:"
-    )
-    return _variants_table(doc, intro)
-
-
-def _user_input_scale(doc: dict) -> str:
-    network = "3-block CNN" if doc.get("batchnorm", True) else "CNN without BatchNorm"
-    intro = (
-        f"The user's {network} pretrained on each input convention, then "
-        "`FineTuneClassifier(stages, weights=None, image_size=28)`, nothing else "
-        "unless the row names it; test accuracy, mean ± std over "
-        f"{len(doc['seeds'])} seeds:"
-    )
-    return _variants_table(doc, intro)
-
-
 def _embedding_defaults(doc: dict) -> str:
     return _hypothesis_and_pivot(
         doc,
@@ -257,7 +237,7 @@ def _speech_throughput(doc: dict) -> str:
 
 
 # The table layout of each results file; files named after a prefix of
-# PREFIX_LAYOUTS (recipe_ablation_lite0, user_input_scale_digits) use its layout.
+# PREFIX_LAYOUTS (text_few_shot_sentiment, speech_few_shot_...) use its layout.
 def _freeze_auto(doc: dict) -> str:
     sources = "; ".join(
         f"{bench} at {', '.join(commits) or '—'}"
@@ -322,7 +302,6 @@ LAYOUTS = {
     "frozen_cache": _frozen_cache,
     "scale_out": _scale_out,
     "stage_memory": _stage_memory,
-    "user_stage_lists": _user_stage_lists,
     "speech_throughput": _speech_throughput,
 }
 PREFIX_LAYOUTS = {
@@ -330,7 +309,6 @@ PREFIX_LAYOUTS = {
     "recipe_ablation": _recipe_ablation,
     "speech_few_shot": _few_shot,
     "text_few_shot": _few_shot,
-    "user_input_scale": _user_input_scale,
 }
 
 
@@ -339,27 +317,46 @@ def _generic(doc: dict) -> str:
     return "\n".join(table(v) for v in lists if all(isinstance(r, dict) for r in v))
 
 
-def render(path: Path) -> str:
-    """The Markdown page of one results file."""
-    doc = json.loads(path.read_text())
+def provenance(doc: dict, path: Path) -> str:
+    """The line under a table: command, commit, date, machine, versions, load."""
     machine = doc.get("machine", {})
+    commit = doc.get("commit")
+    if commit:
+        at = f"commit `{commit[:7]}{commit[40:]}`"
+    else:
+        at = "commit not recorded (measured before results recorded it)"
     facts = [
         f"`{doc.get('command', path.stem)}`",
-        f"commit {doc['commit']}" if doc.get("commit") else "",
+        at,
         machine.get("date", ""),
         f"{machine.get('cpu', '?')} x {machine.get('cpu_count', '?')}",
         f"torch {machine.get('torch', '?')}",
     ]
+    if doc.get("versions", {}).get("scikit-learn"):
+        facts.append(f"scikit-learn {doc['versions']['scikit-learn']}")
+    threads = machine.get("OMP_NUM_THREADS") or machine.get("torch_threads")
+    if threads:
+        facts.append(f"{threads} thread(s)")
     load = machine.get("loadavg_at_end")
     if load:
         facts.append(f"load average at the end {load[0]}")
+    wall = doc.get("wall_seconds")
+    if isinstance(wall, int | float) and wall > 0:
+        minutes = f"{wall / 60:.0f} min" if wall >= 90 else f"{wall:.0f} s"
+        facts.append(f"{minutes} wall time")
+    source = f"`benchmarks/results/{path.name}`"
+    return f"*Generated from {source}: {', '.join(f for f in facts if f)}.*"
+
+
+def render(path: Path) -> str:
+    """The Markdown page of one results file: its tables, then their provenance."""
+    doc = json.loads(path.read_text())
     default = next(
         (layout for p, layout in PREFIX_LAYOUTS.items() if path.stem.startswith(p)),
         _generic,
     )
     body = LAYOUTS.get(path.stem, default)(doc)
-    source = f"`benchmarks/results/{path.name}`"
-    return f"*Generated from {source}: {', '.join(f for f in facts if f)}.*\n\n{body}"
+    return f"{body}\n\n{provenance(doc, path)}\n"
 
 
 def generate(app=None) -> list[Path]:

@@ -32,7 +32,8 @@ __all__ = [
 # The rate at which networks pretrained on ImageNet-scale data (torchvision,
 # timm, EfficientNet-Lite0) fine-tune their stages by default: a few dozen
 # labelled images should nudge their general features, not rewrite them at a
-# new head's rate (benchmarks/results/recipe_ablation_imagenet_bn.json).
+# new head's rate (benchmarks/results/recipe_ablation_imagenet_bn.json, in git
+# at ea690e0).
 IMAGENET_FINETUNE_LR = 1e-4
 
 
