@@ -84,3 +84,32 @@ def test_a_row_measured_by_two_parts_is_refused(results_dir):
     write_part(results_dir, "b", HASH, [{"task": "a", "seed": 0}])
     with pytest.raises(ValueError, match="measures .* again"):
         _parts.read_parts("demo", key=("task", "seed"))
+
+
+def test_every_benchmark_is_listed_with_the_question_it_answers():
+    import _index
+
+    rows = {row["name"]: row for row in _index.index()}
+    scripts = {p.stem for p in BENCHMARKS.glob("[!_]*.py")}
+    assert set(rows) == scripts
+    assert all(row["question"] for row in rows.values())
+
+
+def test_results_folder_holds_only_what_the_docs_show_or_the_readme_cites():
+    """Superseded results leave the tree (git keeps them)."""
+    import freeze_auto
+
+    root = BENCHMARKS.parent
+    pages = [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+    text = "\n".join(p.read_text(encoding="utf-8") for p in pages)
+    # The results freeze_auto.json is computed from (shown through it).
+    inputs = {freeze_auto.TRANSFER, freeze_auto.SPEECH, freeze_auto.TEXT}
+    inputs.add(freeze_auto.TEXT_50)
+    unshown = [
+        path.name
+        for path in sorted((BENCHMARKS / "results").iterdir())
+        if path.stem not in inputs
+        and f"generated/{path.stem}.md" not in text
+        and f"results/{path.name}" not in text
+    ]
+    assert not unshown, f"results no page shows: {unshown}; delete or show them"
