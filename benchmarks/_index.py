@@ -4,13 +4,18 @@ For each ``benchmarks/NAME.py`` (files starting with ``_`` are helpers): the
 first line of its docstring (the question it answers), how long its last full
 run took here and the commit that run started from, both read from
 ``results/NAME.json``. Run one with ``./dev bench NAME``; ``--help`` lists its
-options.
+options. A results file made by a script with options (``domain_adaptation_defaults``
+is ``domain_adaptation --library-defaults ...``) is regenerated whole by
+``./dev bench`` with its name too: :func:`rerun` runs the command it records.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import os
+import shlex
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -65,7 +70,24 @@ def index() -> list[dict]:
     return rows
 
 
+def rerun(name: str) -> None:
+    """Run the command that wrote ``results/NAME.json`` again, in this process."""
+    path = RESULTS / f"{name}.json"
+    command = json.loads(path.read_text()).get("command") if path.is_file() else None
+    words = shlex.split(command) if command else []
+    if words[:2] != ["./dev", "bench"] or len(words) < 3:
+        sys.exit(
+            f"[dev] no benchmark named '{name}', and no results/{name}.json that "
+            "records the command which wrote it (see the list above)"
+        )
+    print(f"[dev] results/{name}.json was written by: {command}", file=sys.stderr)
+    script = str(HERE / f"{words[2]}.py")
+    os.execv(sys.executable, [sys.executable, script, *words[3:]])
+
+
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--rerun":
+        return rerun(sys.argv[2])
     rows = index()
     width = max(len(row["name"]) for row in rows)
     print("Benchmarks (./dev bench NAME [--help]); last run's wall time and commit:\n")

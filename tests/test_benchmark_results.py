@@ -113,3 +113,24 @@ def test_results_folder_holds_only_what_the_docs_show_or_the_readme_cites():
         and f"results/{path.name}" not in text
     ]
     assert not unshown, f"results no page shows: {unshown}; delete or show them"
+
+
+def test_a_results_name_reruns_the_command_it_records(results_dir, monkeypatch):
+    import _index
+
+    monkeypatch.setattr(_index, "RESULTS", results_dir)
+    (results_dir / "demo_variant.json").write_text(
+        json.dumps({"command": "./dev bench demo --name demo_variant --ks 10 50"})
+    )
+    calls = []
+    monkeypatch.setattr(_index.os, "execv", lambda *args: calls.append(args))
+    _index.rerun("demo_variant")
+    ((python, argv),) = calls
+    assert argv[1:] == [str(BENCHMARKS / "demo.py"), "--name", "demo_variant"] + [
+        "--ks",
+        "10",
+        "50",
+    ]
+    (results_dir / "old.json").write_text(json.dumps({"rows": []}))
+    with pytest.raises(SystemExit, match="records the command"):
+        _index.rerun("old")

@@ -340,7 +340,11 @@ def provenance(doc: dict, path: Path) -> str:
     load = machine.get("loadavg_at_end")
     if load:
         facts.append(f"load average at the end {load[0]}")
-    wall = doc.get("wall_seconds")
+    # Older scripts recorded their wall time under other names.
+    wall = next(
+        (doc[k] for k in ("wall_seconds", "total_seconds", "wall_s") if k in doc),
+        None,
+    )
     if isinstance(wall, int | float) and wall > 0:
         minutes = f"{wall / 60:.0f} min" if wall >= 90 else f"{wall:.0f} s"
         facts.append(f"{minutes} wall time")
