@@ -41,18 +41,19 @@ hand-written loops run ``epochs = clip(5000 / n_train, 1, 30)`` epochs; the
 library rows use its own ``max_epochs="auto"``.
 
 Run with ``./dev bench transfer_vs_scratch`` (one process, every task, 3 seeds,
-about 1.5 hours on 2 cores), or split one run across cores at one commit, then
+about 30 minutes on 2 cores), or split one run across cores at one commit, then
 merge (parts from different commits are refused)::
 
     ./dev bench transfer_vs_scratch --tasks fashion
     ./dev bench transfer_vs_scratch --tasks user_cnn,digits,lite0_fashion
     ./dev bench transfer_vs_scratch --merge
 
-``--quick`` (about 10 minutes, ``results/transfer_vs_scratch_quick.json``):
-seeds 0 and 1, 10 labels per class, the headline methods, a 1-epoch source and
-1000 test images. Use ``OMP_NUM_THREADS=1`` per process when running parts side
-by side; two processes with two threads each on two cores run several times
-slower. Needs Fashion-MNIST: ``sudo apt-get install dataset-fashion-mnist``.
+``--quick`` (about 5 minutes from a fresh clone; writes
+``results/transfer_vs_scratch_quick.json``): seeds 0 and 1, 10 labels per
+class, the headline methods, a 1-epoch source and 1000 test images. Use
+``OMP_NUM_THREADS=1`` per process when running parts side by side; two
+processes with two threads each on two cores run several times slower. Needs
+Fashion-MNIST: ``sudo apt-get install dataset-fashion-mnist``.
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ def anchor(epochs=4) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--quick", action="store_true", help="headline rows in ~10 min (2 seeds, k=10)"
+        "--quick", action="store_true", help="headline rows in ~5 min (2 seeds, k=10)"
     )
     parser.add_argument(
         "--tasks",
