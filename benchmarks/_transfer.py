@@ -312,7 +312,7 @@ def plot(summary: list, tasks: Sequence[Task], labels: dict, path: Path, all_as)
     import matplotlib.pyplot as plt
 
     colours = dict(zip(labels, plt.get_cmap("tab20").colors))  # up to 20 methods
-    fig, axes = plt.subplots(1, len(tasks), figsize=(7 * len(tasks), 5.6))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(7 * len(tasks), 6.4))
     handles = {}
     for ax, task in zip(np.atleast_1d(axes), tasks):
         for method in task.methods:
@@ -348,10 +348,10 @@ def plot(summary: list, tasks: Sequence[Task], labels: dict, path: Path, all_as)
         [handles[m] for m in order],
         [labels[m] for m in order],
         loc="lower center",
-        ncol=2,
+        ncol=1,  # the labels are sentences: one per line, never cut off
         fontsize=9,
         frameon=False,
     )
-    fig.tight_layout(rect=(0, 0.22, 1, 1))
+    fig.tight_layout(rect=(0, 0.3, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -59,6 +59,7 @@ Fashion-MNIST: ``sudo apt-get install dataset-fashion-mnist``.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import warnings
@@ -182,6 +183,11 @@ def main() -> None:
         "--merge", action="store_true", help="combine the part files into one report"
     )
     parser.add_argument(
+        "--plot-only",
+        action="store_true",
+        help="redraw the plots of results/NAME.json without running anything",
+    )
+    parser.add_argument(
         "--name",
         help="results file name (default: transfer_vs_scratch, or "
         "transfer_vs_scratch_quick with --quick)",
@@ -191,6 +197,8 @@ def main() -> None:
     name = args.name or NAME + ("_quick" if args.quick else "")
     if args.merge:
         return merge_parts(name)
+    if args.plot_only:
+        return plot_tasks(name, json.loads((RESULTS_DIR / f"{name}.json").read_text()))
     seeds = QUICK_SEEDS if args.quick else SEEDS
     budget = (
         # Fewer than ~30 steps leave BatchNorm running statistics of a network
@@ -296,13 +304,19 @@ def report(name: str, payload: dict, tasks: list[Task]) -> None:
     payload["summary"] = summary
     tables = [f"### {t.title}\n\n{results_table(summary, t, LABELS)}" for t in tasks]
     write_results(name, payload)
-    for task in tasks:
-        path = RESULTS_DIR / f"{name}_{task.name}.png"
-        plot(summary, [task], LABELS, path, {"fashion": 6000})
+    plot_tasks(name, payload)
     text = _markdown(tables, payload, payload["quick"])
     (RESULTS_DIR / f"{name}.md").write_text(text)
     print("\n" + text)
     print(f"Wrote {RESULTS_DIR / name}.{{json,md}} and one plot per task")
+
+
+def plot_tasks(name: str, payload: dict) -> None:
+    """One learning-curve plot per task of ``payload``: ``results/NAME_TASK.png``."""
+    every = all_tasks_for_report(payload["quick"])
+    for task in (t for t in every if t.name in payload["tasks"]):
+        path = RESULTS_DIR / f"{name}_{task.name}.png"
+        plot(payload["summary"], [task], LABELS, path, {"fashion": 6000})
 
 
 def _markdown(tables, payload, quick) -> str:

@@ -53,6 +53,11 @@ def _pivot(rows, index, column, value, columns=None) -> str:
     return table(out, ["", *map(str, heads)])
 
 
+def _arguments(params: dict) -> str:
+    """``params`` as Python keyword arguments: ``a=1, b=None, c='x'``."""
+    return ", ".join(f"{key}={value!r}" for key, value in params.items())
+
+
 def _transfer_vs_scratch(doc: dict) -> str:
     parts = [f"Hypothesis: {' '.join(doc['hypothesis'].split())}\n"]
     names = doc["methods"]
@@ -73,7 +78,7 @@ def _transfer_vs_scratch(doc: dict) -> str:
     anchor = doc.get("anchor")
     if anchor:
         parts.append(
-            f"Anchor: `FineTuneClassifier({_cell(anchor['params'])})` on "
+            f"Anchor: `FineTuneClassifier({_arguments(anchor['params'])})` on "
             f"{anchor['n_train']} Fashion-MNIST images: test accuracy "
             f"{anchor['test_accuracy']} in {anchor['fit_seconds']:.0f} s.\n"
         )
