@@ -112,9 +112,10 @@ def test_benchmarks_page_renders_its_tables_and_figures_in_the_theme():
     assert article, "the benchmarks page has no article of the PyData theme"
     text = visible_text(article.group())
     assert "Benchmarks" in text and "Generated from" in text
-    # Every figure the page shows is a file of the built site (figures come and
-    # go with the benchmarks' results, so their number is not checked here).
+    # Every figure the page shows is a file of the built site, the learning
+    # curves of transfer_vs_scratch among them.
     images = re.findall(r'<img[^>]+src="([^"]+)"', article.group())
+    assert any("transfer_vs_scratch_" in src for src in images), images
     missing = [
         src
         for src in images
