@@ -27,9 +27,22 @@ from sklearn.linear_model import LogisticRegression
 from sktransfer import PretrainedFeatureExtractor
 
 SEEDS = (0, 1, 2)
+# Each row names its layer and pooling: a row must not change meaning when the
+# extractor's defaults do.
 EXTRACTORS = {
+    "EfficientNet-Lite0 ImageNet, 64 px, the extractor's defaults (mid, grid)": dict(
+        backbone="efficientnet_lite0",
+        weights="IMAGENET1K",
+        image_size=64,
+        layer="mid",
+        pooling="grid",
+    ),
     "EfficientNet-Lite0 ImageNet, 64 px, final embedding": dict(
-        backbone="efficientnet_lite0", weights="IMAGENET1K", image_size=64
+        backbone="efficientnet_lite0",
+        weights="IMAGENET1K",
+        image_size=64,
+        layer=None,
+        pooling="avg",
     ),
     "EfficientNet-Lite0 ImageNet, 64 px, stage3 flattened": dict(
         backbone="efficientnet_lite0",

@@ -8,7 +8,8 @@ should upscale small images only a little (to a bounded size).
 
 Method: the default backbone (EfficientNet-Lite0, ImageNet weights, frozen) embeds
 images resized straight to each candidate size; a ``LogisticRegression`` on the
-final embeddings is trained on a few labels per class and tested on held-out
+extractor's default embedding (whatever ``layer`` and ``pooling`` default to) is
+trained on a few labels per class and tested on held-out
 images. Tasks: scikit-learn's 8x8 digits (20 labels per class, 500 test images)
 and a few hundred Fashion-MNIST test images (20 per class for training, 300 for
 testing; skipped without Debian's ``dataset-fashion-mnist``). Time: wall seconds
