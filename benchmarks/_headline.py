@@ -21,6 +21,9 @@ import sys
 from pathlib import Path
 from statistics import mean
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _index import short_commit  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 README = HERE.parent / "README.md"
@@ -47,7 +50,7 @@ def load(name: str) -> dict:
 def source(name: str, doc: dict) -> str:
     """The command, commit and date a table comes from."""
     commit = doc.get("commit")
-    at = f"commit `{commit[:7]}{commit[40:]}`" if commit else "commit not recorded"
+    at = f"commit `{short_commit(commit)}`" if commit else "commit not recorded"
     date = doc.get("machine", {}).get("date", "")[:10]
     cores = doc.get("machine", {}).get("cpu_count", "?")
     return (

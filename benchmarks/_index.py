@@ -42,10 +42,12 @@ def last_run(name: str) -> dict:
     if not path.is_file():
         return {}
     result = json.loads(path.read_text())
-    commit = result.get("commit")
-    # A 40-digit hash, maybe "+dirty": the short form git shows.
-    short = commit[:7] + commit[40:] if commit else "not recorded"
-    return {"seconds": wall_time(result), "commit": short}
+    return {"seconds": wall_time(result), "commit": short_commit(result.get("commit"))}
+
+
+def short_commit(commit: str | None) -> str:
+    """A 40-digit hash, maybe "+dirty", in the short form git shows."""
+    return commit[:7] + commit[40:] if commit else "not recorded"
 
 
 def _minutes(seconds: float | None) -> str:
