@@ -50,7 +50,8 @@ def short_commit(commit: str | None) -> str:
     return commit[:7] + commit[40:] if commit else "not recorded"
 
 
-def _minutes(seconds: float | None) -> str:
+def minutes(seconds: float | None) -> str:
+    """A wall time as people read it: "45 s" or "26 min"."""
     if seconds is None:
         return "not recorded"
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
@@ -65,7 +66,7 @@ def index() -> list[dict]:
             {
                 "name": script.stem,
                 "question": first_docstring_line(script),
-                "wall": _minutes(run.get("seconds")) if run else "never run",
+                "wall": minutes(run.get("seconds")) if run else "never run",
                 "commit": run.get("commit", "—"),
             }
         )

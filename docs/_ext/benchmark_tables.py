@@ -12,12 +12,17 @@ of records it holds.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
 OUT = ROOT / "docs" / "generated"
+
+# The benchmark index reads commits and wall times the same way; one copy.
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _index import minutes, short_commit, wall_time  # noqa: E402
 
 
 def _cell(value: object) -> str:
@@ -297,13 +302,11 @@ LAYOUTS = {
     "freeze_auto_text_k50": _few_shot,
     "domain_adaptation": _domain_adaptation,
     "domain_adaptation_defaults": _domain_adaptation,
-    "domain_adaptation_mid_head": _domain_adaptation,
     "embedding_defaults": _embedding_defaults,
     "transfer_vs_scratch": _transfer_vs_scratch,
     "imagenet_features": _imagenet_features,
     "small_image_size": _small_image_size,
     "extractor_throughput": _extractor_throughput,
-    "extractor_throughput_efficientnet_lite0": _extractor_throughput,
     "frozen_cache": _frozen_cache,
     "scale_out": _scale_out,
     "stage_memory": _stage_memory,
@@ -327,7 +330,7 @@ def provenance(doc: dict, path: Path) -> str:
     machine = doc.get("machine", {})
     commit = doc.get("commit")
     if commit:
-        at = f"commit `{commit[:7]}{commit[40:]}`"
+        at = f"commit `{short_commit(commit)}`"
     else:
         at = "commit not recorded (measured before results recorded it)"
     facts = [
@@ -345,14 +348,9 @@ def provenance(doc: dict, path: Path) -> str:
     load = machine.get("loadavg_at_end")
     if load:
         facts.append(f"load average at the end {load[0]}")
-    # Older scripts recorded their wall time under other names.
-    wall = next(
-        (doc[k] for k in ("wall_seconds", "total_seconds", "wall_s") if k in doc),
-        None,
-    )
-    if isinstance(wall, int | float) and wall > 0:
-        minutes = f"{wall / 60:.0f} min" if wall >= 90 else f"{wall:.0f} s"
-        facts.append(f"{minutes} wall time")
+    wall = wall_time(doc)
+    if wall:
+        facts.append(f"{minutes(wall)} wall time")
     source = f"`benchmarks/results/{path.name}`"
     return f"*Generated from {source}: {', '.join(f for f in facts if f)}.*"
 
