@@ -134,3 +134,20 @@ def test_a_results_name_reruns_the_command_it_records(results_dir, monkeypatch):
     (results_dir / "old.json").write_text(json.dumps({"rows": []}))
     with pytest.raises(SystemExit, match="records the command"):
         _index.rerun("old")
+
+
+def test_every_committed_result_records_a_clean_commit_its_command_and_versions():
+    """Each results file names the one clean commit and command that made it."""
+    incomplete = []
+    for path in sorted((BENCHMARKS / "results").glob("*.json")):
+        result = json.loads(path.read_text())
+        commit = result.get("commit") or ""
+        if not (
+            len(commit) == 40
+            and result.get("dirty") is False
+            and str(result.get("command", "")).startswith("./dev bench ")
+            and result.get("versions", {}).get("torch")
+            and isinstance(result.get("wall_seconds"), int | float)
+        ):
+            incomplete.append(path.name)
+    assert not incomplete, f"results without full provenance: {incomplete}"
