@@ -60,6 +60,9 @@ from .backbones._weights import load_weights_into
 __all__ = ["SkorchGlue"]
 
 _CRITERION_WEIGHT = "__criterion__.weight"
+# class_weight="balanced" with label sets: each label's (positive, negative)
+# weights, kept so that partial_fit after load_model trains as before.
+_LABEL_WEIGHTS = "__targets__.label_weights"
 
 # Constraints of the parameters both trainable estimators take; each extends
 # them with its own.
@@ -329,6 +332,9 @@ class SkorchGlue(CallbacksMixin, OptimizerMixin, LossMixin, DeviceMixin, NeuralN
         weight = getattr(self.criterion_, "weight", None)
         if weight is not None:
             tensors[_CRITERION_WEIGHT] = weight
+        label_weights = getattr(self._targets, "label_weights", None)
+        if label_weights is not None:
+            tensors[_LABEL_WEIGHTS] = label_weights
         return config, tensors
 
     def _restore_persistent_state(self, config: dict, tensors: dict) -> None:
@@ -347,6 +353,9 @@ class SkorchGlue(CallbacksMixin, OptimizerMixin, LossMixin, DeviceMixin, NeuralN
         self._targets = _targets_from_config(config)
         tensors = dict(tensors)
         weight = tensors.pop(_CRITERION_WEIGHT, None)
+        label_weights = tensors.pop(_LABEL_WEIGHTS, None)
+        if label_weights is not None:
+            self._targets.label_weights = label_weights.float()
         if self._targets.kind == "multiclass":
             self._y_encoded_ = np.arange(self._targets.n_outputs)
         self.device_ = resolve_device(self.device)

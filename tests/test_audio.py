@@ -22,6 +22,7 @@ from sklearn.pipeline import make_pipeline
 
 from sktransfer import (
     FineTuneClassifier,
+    FineTuneRegressor,
     PretrainedFeatureExtractor,
     as_audio_source,
     list_backbones,
@@ -231,6 +232,23 @@ def test_fitted_audio_model_pickles_and_saves(tones, tmp_path):
     loaded = load_model(save_model(clf, tmp_path / "model"))
     np.testing.assert_allclose(loaded.predict_proba(clips), expected, atol=1e-6)
     assert loaded.sample_rate == RATE
+
+
+def test_audio_regression_predicts_pitch_and_round_trips(tmp_path):
+    # A number per clip (its pitch) through the same audio path as labels.
+    rng = np.random.default_rng(1)
+    pitch = rng.uniform(200, 1000, 24)
+    clips = [_tone(f, rng.uniform(0.4, 1.5), rng) for f in pitch]
+    probe = FineTuneRegressor("keyword_cnn", freeze="all", **FAST)
+    assert probe.fit(clips[:16], pitch[:16]).score(clips[16:], pitch[16:]) > 0.8
+    tuned = FineTuneRegressor(
+        "keyword_cnn", freeze=3, max_epochs=2, random_state=0, **FAST
+    ).fit(clips[:16], pitch[:16])
+    assert tuned.score(clips[16:], pitch[16:]) > 0.8
+    loaded = load_model(save_model(tuned, tmp_path / "pitch"))
+    np.testing.assert_allclose(
+        loaded.predict(clips[16:]), tuned.predict(clips[16:]), rtol=1e-5
+    )
 
 
 def test_audio_augmentation_keeps_lengths_and_image_augmentations_are_refused(

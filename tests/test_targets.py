@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.linear_model import (
     LogisticRegression,
@@ -222,12 +223,26 @@ def test_text_regression_in_a_pipeline():
 
 def test_fitted_models_save_and_load(images, tmp_path):
     X, Y, labels = images
+    # Odd digits, and odd digits from 5 (about 30 %): "balanced" weighs the rare 1s.
+    labels = np.stack([labels[:, 0], labels[:, 0] & labels[:, 1]], axis=1)
     reg = FineTuneRegressor(max_epochs=2, freeze=0, **FAST).fit(X[:60], Y[:60, 0])
-    clf = FineTuneClassifier(max_epochs=2, freeze=0, **FAST).fit(X[:60], labels[:60])
+    clf = FineTuneClassifier(
+        max_epochs=2, freeze=0, class_weight="balanced", **FAST
+    ).fit(X[:60], labels[:60])
     for model, name in ((reg, "reg"), (clf, "clf")):
         restored = load_model(save_model(model, tmp_path / name))
         np.testing.assert_allclose(restored.predict(X[300:]), model.predict(X[300:]))
     assert load_model(tmp_path / "reg").predict(X[:2]).shape == (2,)
+    # Training goes on with the same per-label weights ("balanced" was saved).
+    restored = load_model(tmp_path / "clf")
+    logits = torch.randn(60, 2, generator=torch.Generator().manual_seed(0))
+    y_true = torch.as_tensor(labels[:60])
+    balanced = clf.get_loss(logits, y_true)
+    assert restored.get_loss(logits, y_true) == pytest.approx(float(balanced))
+    unweighted = FineTuneClassifier(max_epochs=1, freeze=0, **FAST).fit(
+        X[:60], labels[:60]
+    )
+    assert float(unweighted.get_loss(logits, y_true)) != pytest.approx(float(balanced))
 
 
 # ------------------------------------------------------------------ errors
