@@ -204,10 +204,14 @@ PARAMETERS["recalibrate_bn"] = """\
 """
 
 PARAMETERS["augment"] = """\
-    augment : bool or {"crop", "flip"}, default=False
-        Training-time augmentation: True for random resized crops and horizontal
-        flips, "crop" or "flip" for one of them. Leave it off for inputs where
-        flips change the meaning (digits, text).
+    augment : bool, "auto" or {"crop", "flip"}, default="auto"
+        Training-time augmentation. Images: True for random resized crops and
+        horizontal flips, "crop" or "flip" for one of them; leave it off where
+        flips change the meaning (digits). Audio: True shifts each clip in
+        time, changes its gain and adds a little noise ("crop" and "flip" are
+        refused). Text has none. "auto" is True for audio and False for
+        images and text. Augmented inputs differ every epoch, so the frozen
+        stages' outputs are not cached (``cache_frozen``) while it is on.
 """
 
 PARAMETERS["class_weight"] = """\

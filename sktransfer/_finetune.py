@@ -116,7 +116,7 @@ class FineTuneClassifier(SkorchGlue, NeuralNetClassifier):
         bn_stats="auto",
         recalibrate_bn=False,
         tta=False,
-        augment=False,
+        augment="auto",
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=5,

@@ -91,7 +91,7 @@ TRAINABLE_CONSTRAINTS: dict = {
     "bn_stats": [StrOptions({"auto", "pretrained", "refit"})],
     "recalibrate_bn": ["boolean"],
     "tta": ["boolean"],
-    "augment": ["boolean", StrOptions({"crop", "flip"})],
+    "augment": ["boolean", StrOptions({"auto", "crop", "flip"})],
     "early_stopping": ["boolean"],
     "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
     "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],

