@@ -209,9 +209,10 @@ PARAMETERS["augment"] = """\
         horizontal flips, "crop" or "flip" for one of them; leave it off where
         flips change the meaning (digits). Audio: True shifts each clip in
         time, changes its gain and adds a little noise ("crop" and "flip" are
-        refused). Text has none. "auto" is True for audio and False for
-        images and text. Augmented inputs differ every epoch, so the frozen
-        stages' outputs are not cached (``cache_frozen``) while it is on.
+        refused). Text has none. "auto" is True for audio when every stage
+        trains (``freeze=0``, and the fine-tune that ``freeze="auto"`` tries)
+        and False otherwise: augmented inputs differ every epoch, so frozen
+        stages' outputs could not be computed once and cached.
 """
 
 PARAMETERS["class_weight"] = """\

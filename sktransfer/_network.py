@@ -60,7 +60,7 @@ def build_network(clf) -> None:
         backbone,
         _new_head(clf, backbone.tapped_width(taps, clf.pooling)),
         n_frozen,
-        augmenter(clf.augment, backbone.modality),
+        augmenter(clf.augment, backbone.modality, n_frozen),
         taps=taps,
         pooling=clf.pooling,
         device=clf._resolved_device(),
