@@ -28,7 +28,8 @@ Rows: MFCC statistics (20 MFCCs and deltas, mean and std over frames, librosa)
 + StandardScaler + LogisticRegression; a small log-mel CNN trained from scratch by
 a hand-written loop (``_speech_baselines.py``, 300 Adam steps); for each audio
 backbone, frozen embeddings (``PretrainedFeatureExtractor`` defaults) +
-LogisticRegression; ``FineTuneClassifier`` defaults (``freeze=0``) and
+LogisticRegression; ``FineTuneClassifier`` defaults (``freeze="auto"``, clips
+augmented whenever every stage trains) and
 ``freeze=3`` (the last stages and the head train, on cached outputs) and
 ``freeze="all"`` (the exact probe), at 20 clips per class (``--ft-ks``: fine-tuning
 the GE2E LSTMs takes minutes per fit on a CPU, so ``voice_encoder`` is fine-tuned
@@ -38,7 +39,9 @@ Run: ``./dev bench speech_few_shot`` (one command: the three tasks, k = 2, 5,
 20, 3 seeds, fine-tuning at k = 20; the first run downloads the Debian packages,
 about 120 MB, and synthesises the training words with espeak-ng, both cached under
 ``~/.cache/sktransfer``). ``--tasks``, ``--ks``, ``--seeds``, ``--backbones``
-and ``--freeze`` shorten a run. Writes ``results/<--name>.json`` and ``.md``.
+and ``--freeze`` shorten a run; ``--augment auto false`` adds fine-tuning rows
+without the default augmentation of audio. Writes ``results/<--name>.json`` and
+``.md``.
 """
 
 from __future__ import annotations
@@ -77,6 +80,8 @@ TASKS = {
     "language": language_id_task,
 }
 DEFAULT_FREEZE = FineTuneClassifier().freeze
+DEFAULT_AUGMENT = FineTuneClassifier().augment
+AUGMENT_VALUES = {"auto": "auto", "true": True, "false": False}
 # Fine-tuning the GE2E LSTMs takes minutes per fit on a CPU: its fine-tuning rows
 # run on the task it was made for only. Other backbones fine-tune on every task.
 FINE_TUNED_ON = {"voice_encoder": ("speaker",)}
@@ -97,7 +102,9 @@ def _record(rows, task, method, k, seed, accuracy, seconds, **more):
     print(f"{task:9s} k={k:3d} seed={seed} {method:44s} {accuracy:.3f}", flush=True)
 
 
-def _fine_tune_label(backbone: str, freeze) -> str:
+def _fine_tune_label(backbone: str, freeze, augment=DEFAULT_AUGMENT) -> str:
+    if augment != DEFAULT_AUGMENT:
+        return f"{backbone}: FineTune freeze={freeze!r}, augment={augment!r}"
     if freeze == DEFAULT_FREEZE:
         return f"{backbone}: FineTune defaults (freeze={freeze!r})"
     return f"{backbone}: FineTune freeze={freeze!r}"
@@ -149,14 +156,19 @@ def run_task(task: str, args, rows: list[dict]) -> None:
                 seconds = time.perf_counter() - start
                 record(f"{backbone}: embeddings + LR", accuracy, seconds)
                 tuned = k in args.ft_ks and task in FINE_TUNED_ON.get(backbone, TASKS)
-                for freeze in args.freeze if tuned else ():
+                settings = [(f, a) for f in args.freeze for a in args.augment]
+                for freeze, augment in settings if tuned else ():
                     start = time.perf_counter()
                     clf = FineTuneClassifier(
-                        backbone, freeze=freeze, device="cpu", random_state=seed
+                        backbone,
+                        freeze=freeze,
+                        augment=augment,
+                        device="cpu",
+                        random_state=seed,
                     ).fit(train_x, train_y)
                     seconds = time.perf_counter() - start
                     accuracy = np.mean(clf.predict(test_x) == test_y)
-                    label = _fine_tune_label(backbone, freeze)
+                    label = _fine_tune_label(backbone, freeze, augment)
                     record(label, accuracy, seconds, **chosen_freeze(clf))
 
 
@@ -169,6 +181,13 @@ def main() -> None:
     parser.add_argument("--backbones", nargs="*", default=audio, choices=audio)
     parser.add_argument(
         "--freeze", type=freeze_value, nargs="*", default=[DEFAULT_FREEZE, 3, "all"]
+    )
+    parser.add_argument(
+        "--augment",
+        type=AUGMENT_VALUES.__getitem__,
+        nargs="*",
+        default=[DEFAULT_AUGMENT],
+        help="augment values of the fine-tuning rows (auto, true, false)",
     )
     parser.add_argument(
         "--ft-ks", type=int, nargs="*", default=[20], help="k with fine-tuning rows"
