@@ -91,8 +91,9 @@ def augmenter(
     (``n_frozen == 0``) and nothing else.
     """
     if augment == "auto":
-        # Label-preserving for speech, and fine-tuning keyword_cnn on speakers
-        # heard over a telephone line gained 11 points with it (k=20). With
+        # Label-preserving for speech; keyword_cnn's defaults gained on speakers
+        # over a telephone line (0.540 vs 0.450), languages and digits at k=20
+        # (benchmarks/results/speech_few_shot_augment.md). With
         # frozen stages their outputs are cached instead: augmented clips
         # would have them recomputed every epoch.
         augment = modality == "audio" and n_frozen == 0
