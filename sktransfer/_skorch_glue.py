@@ -42,7 +42,7 @@ from ._skorch_callbacks import CallbacksMixin
 from ._skorch_device import DeviceMixin
 from ._skorch_loss import LossMixin
 from ._skorch_optimizer import OptimizerMixin
-from ._targets import ClassTargets, LabelSetTargets, NumericTargets
+from ._targets import targets_config, targets_from_config
 from ._training import run_training, seed_of
 from ._validation import (
     BACKBONE_CONSTRAINTS,
@@ -313,7 +313,7 @@ class SkorchGlue(CallbacksMixin, OptimizerMixin, LossMixin, DeviceMixin, NeuralN
             raise ValueError("save_model needs a fitted estimator; call fit first.")
         size = getattr(self, "image_size_", None)  # chosen for small images
         config = {
-            **_targets_config(self._targets),
+            **targets_config(self._targets),
             "image_size_": size and list(size),
             "layer_": getattr(self, "layer_", self.layer),
             # What freeze="auto" chose, and why: the network is built with it.
@@ -350,7 +350,7 @@ class SkorchGlue(CallbacksMixin, OptimizerMixin, LossMixin, DeviceMixin, NeuralN
         self.freeze_ = config.get("freeze_", self.freeze)
         self.freeze_scores_ = config.get("freeze_scores_")
         self._restored_final_stage = config.get("final_head_stage")
-        self._targets = _targets_from_config(config)
+        self._targets = targets_from_config(config)
         tensors = dict(tensors)
         weight = tensors.pop(_CRITERION_WEIGHT, None)
         label_weights = tensors.pop(_LABEL_WEIGHTS, None)
@@ -402,32 +402,3 @@ class SkorchGlue(CallbacksMixin, OptimizerMixin, LossMixin, DeviceMixin, NeuralN
         ]
         state = "" if getattr(self, "initialized_", False) else "[unfitted]"
         return f"{type(self).__name__}{state}({', '.join(changed)})"
-
-
-def _targets_config(targets) -> dict:
-    """The config entries that describe fitted ``targets``."""
-    if targets.kind == "regression":
-        return {
-            "target_kind": targets.kind,
-            "target_mean": targets.mean.tolist(),
-            "target_scale": targets.scale.tolist(),
-            "single_output": targets.single,
-        }
-    if targets.kind == "multilabel":
-        return {"target_kind": targets.kind, "n_labels": targets.n_outputs}
-    return {
-        "classes": targets.classes.tolist(),
-        "classes_dtype": targets.classes.dtype.str,
-    }
-
-
-def _targets_from_config(config: dict):
-    kind = config.get("target_kind", "multiclass")  # absent before regression
-    if kind == "regression":
-        return NumericTargets(
-            config["target_mean"], config["target_scale"], config["single_output"]
-        )
-    if kind == "multilabel":
-        return LabelSetTargets(config["n_labels"])
-    classes = np.asarray(config["classes"], dtype=np.dtype(config["classes_dtype"]))
-    return ClassTargets(classes)

@@ -29,7 +29,14 @@ from ._labels import encode_labels, fit_classes
 from ._probe import fit_binary_probes, fit_linear_probe, fit_ridge_probe
 from ._sample_weight import weighted_cross_entropy, weighted_mean
 
-__all__ = ["ClassTargets", "LabelSetTargets", "NumericTargets", "average_outputs"]
+__all__ = [
+    "ClassTargets",
+    "LabelSetTargets",
+    "NumericTargets",
+    "average_outputs",
+    "targets_config",
+    "targets_from_config",
+]
 
 
 def average_outputs(outputs: torch.Tensor, kind: str, dim: int) -> torch.Tensor:
@@ -319,3 +326,43 @@ def _encoded_class_weight(clf, classes):
     if isinstance(clf.class_weight, dict):
         return {i: clf.class_weight.get(c, 1.0) for i, c in enumerate(classes)}
     return clf.class_weight
+
+
+def targets_config(targets) -> dict:
+    """The config entries that describe fitted ``targets`` (for save_model).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer._targets import (
+    ...     ClassTargets, targets_config, targets_from_config)
+    >>> config = targets_config(ClassTargets(np.array(["cat", "dog"])))
+    >>> targets_from_config(config).classes.tolist()
+    ['cat', 'dog']
+    """
+    if targets.kind == "regression":
+        return {
+            "target_kind": targets.kind,
+            "target_mean": targets.mean.tolist(),
+            "target_scale": targets.scale.tolist(),
+            "single_output": targets.single,
+        }
+    if targets.kind == "multilabel":
+        return {"target_kind": targets.kind, "n_labels": targets.n_outputs}
+    return {
+        "classes": targets.classes.tolist(),
+        "classes_dtype": targets.classes.dtype.str,
+    }
+
+
+def targets_from_config(config: dict):
+    """The targets :func:`targets_config` described (without fitted weights)."""
+    kind = config.get("target_kind", "multiclass")  # absent before regression
+    if kind == "regression":
+        return NumericTargets(
+            config["target_mean"], config["target_scale"], config["single_output"]
+        )
+    if kind == "multilabel":
+        return LabelSetTargets(config["n_labels"])
+    classes = np.asarray(config["classes"], dtype=np.dtype(config["classes_dtype"]))
+    return ClassTargets(classes)

@@ -108,10 +108,10 @@ def augmenter(
         from ._audio_augment import AudioAugment
 
         return AudioAugment()
-    if modality == "text":  # refused when the network is built, before training
+    if modality != "image":  # refused when the network is built, before training
         raise ValueError(
             f"augment={augment!r} crops or flips images; this backbone takes "
-            "text, for which there is no augmentation. Set augment=False."
+            f"{modality}, for which there is no augmentation. Set augment=False."
         )
     return BatchAugment(crop=augment in (True, "crop"), flip=augment in (True, "flip"))
 
