@@ -92,8 +92,10 @@ PARAMETERS["head_init"] = """\
         random weights. "auto" probes, except when some stages are trained
         and the head sees only the backbone's final embedding: there a probed
         head is confident from the start, the stages below it barely move,
-        and a random start transferred better. Heads with hidden layers and
-        ``weights=None`` always start random.
+        and a random start transferred better (with multi-label ``y`` it
+        probes there too: from a random head, fine-tuning learnt only each
+        label's frequency). Heads with hidden layers and ``weights=None``
+        always start random.
 """
 
 PARAMETERS["final_head"] = """\

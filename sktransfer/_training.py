@@ -184,9 +184,15 @@ def starts_from_probe(clf) -> bool:
     if head_init == "auto":
         # Measured (benchmarks/recipe_ablation.py): a probed head on the final
         # embedding holds the trained stages back; on mid-level taps it helps.
+        # Label sets always probe: there a random head stays on the labels'
+        # frequencies (:attr:`LabelSetTargets.random_head_plateaus`).
         final = getattr(clf, "_head_on_final_", True)
+        targets = getattr(clf, "_targets", None)
+        plateaus = getattr(targets, "random_head_plateaus", False)
         head_init = (
-            "probe" if not _trains_backbone(clf.module_) or not final else "random"
+            "probe"
+            if not _trains_backbone(clf.module_) or not final or plateaus
+            else "random"
         )
     return head_init == "probe" and clf._pretrained() and not clf.head_hidden
 

@@ -22,6 +22,7 @@ from sktransfer._recipe import (
     auto_epochs,
     probed_head_lr,
 )
+from sktransfer._training import starts_from_probe
 
 
 @pytest.fixture(scope="module")
@@ -203,6 +204,30 @@ def test_a_probed_head_slows_down_on_features_of_a_large_spread(
     else:  # spread about 0.04, then 4: the rate drops to about 0.5 / 4 of lr
         assert head_small == 3e-3
         assert head_large < head_small / 5, (head_small, head_large)
+
+
+def test_multi_label_fine_tuning_starts_its_final_head_from_the_probe(fifty_digits):
+    """A random head on label sets stayed at the labels' frequencies (debtags)."""
+    from sktransfer import FineTuneClassifier
+
+    X, y = fifty_digits
+    Y = np.column_stack([y >= 5, y % 2 == 0, np.isin(y, [0, 6, 8, 9])]).astype(int)
+    first_loss = {}
+    for target, head_init in [(y, "auto"), (Y, "auto"), (Y, "random")]:
+        clf = FineTuneClassifier(
+            _scaled_backbone(1.0),
+            layer=None,  # the head sees the final embedding and the body trains
+            head_init=head_init,
+            image_size=12,
+            max_epochs=1,
+            device="cpu",
+            random_state=0,
+        ).fit(X, target)
+        first_loss[target.ndim, head_init] = clf.history_[0, "train_loss"]
+        started_from_probe = starts_from_probe(clf)
+        assert started_from_probe == (target.ndim == 2 and head_init == "auto")
+    # The probe's start fits the labels better than their frequencies do.
+    assert first_loss[2, "auto"] < first_loss[2, "random"] - 0.01, first_loss
 
 
 # Newton-CG still converges on features 1e4x their usual scale; 1e6x stalls it.
