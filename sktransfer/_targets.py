@@ -83,7 +83,6 @@ class ClassTargets:
     kind = "multiclass"
     output = "softmax"
     random_head_plateaus = False  # softmax ignores a shift shared by all logits
-    random_head_plateaus = False  # softmax ignores a shift shared by all logits
 
     def __init__(self, classes: np.ndarray):
         self.classes = classes
@@ -262,7 +261,6 @@ class NumericTargets(_EveryRowLabelled):
 
     kind = "regression"
     output = "identity"
-    random_head_plateaus = False
     random_head_plateaus = False
 
     def __init__(self, mean: np.ndarray, scale: np.ndarray, single: bool):
