@@ -174,26 +174,31 @@ def _scaled_backbone(factor: float):
     return [("body", body), ("flat", nn.Flatten()), ("scale", _Scale(factor))]
 
 
+def _one_epoch_on_scaled_backbone(X, y, factor: float, head_init: str):
+    """One epoch whose head sees the final embedding while the body trains."""
+    from sktransfer import FineTuneClassifier
+
+    return FineTuneClassifier(
+        _scaled_backbone(factor),
+        layer=None,
+        head_init=head_init,
+        image_size=12,
+        max_epochs=1,
+        device="cpu",
+        random_state=0,
+    ).fit(X, y)
+
+
 # The probe on features scaled 100x converges slowly; its rate is what counts.
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("head_init", ["probe", "random"])
 def test_a_probed_head_slows_down_on_features_of_a_large_spread(
     fifty_digits, head_init
 ):
-    from sktransfer import FineTuneClassifier
-
     X, y = fifty_digits
     rates = {}
     for factor in (1.0, 100.0):
-        clf = FineTuneClassifier(
-            _scaled_backbone(factor),
-            layer=None,
-            head_init=head_init,
-            image_size=12,
-            max_epochs=1,
-            device="cpu",
-            random_state=0,
-        ).fit(X, y)
+        clf = _one_epoch_on_scaled_backbone(X, y, factor, head_init)
         groups = clf.optimizer_.param_groups
         rates[factor] = [group["initial_lr"] for group in groups]
         assert clf.history_[-1, "lr"] <= rates[factor][0]
@@ -208,24 +213,13 @@ def test_a_probed_head_slows_down_on_features_of_a_large_spread(
 
 def test_multi_label_fine_tuning_starts_its_final_head_from_the_probe(fifty_digits):
     """A random head on label sets stayed at the labels' frequencies (debtags)."""
-    from sktransfer import FineTuneClassifier
-
     X, y = fifty_digits
     Y = np.column_stack([y >= 5, y % 2 == 0, np.isin(y, [0, 6, 8, 9])]).astype(int)
     first_loss = {}
     for target, head_init in [(y, "auto"), (Y, "auto"), (Y, "random")]:
-        clf = FineTuneClassifier(
-            _scaled_backbone(1.0),
-            layer=None,  # the head sees the final embedding and the body trains
-            head_init=head_init,
-            image_size=12,
-            max_epochs=1,
-            device="cpu",
-            random_state=0,
-        ).fit(X, target)
+        clf = _one_epoch_on_scaled_backbone(X, target, 1.0, head_init)
         first_loss[target.ndim, head_init] = clf.history_[0, "train_loss"]
-        started_from_probe = starts_from_probe(clf)
-        assert started_from_probe == (target.ndim == 2 and head_init == "auto")
+        assert starts_from_probe(clf) == (target.ndim == 2 and head_init == "auto")
     # The probe's start fits the labels better than their frequencies do.
     assert first_loss[2, "auto"] < first_loss[2, "random"] - 0.01, first_loss
 
