@@ -60,7 +60,12 @@ def build_network(clf) -> None:
         backbone,
         _new_head(clf, backbone.tapped_width(taps, clf.pooling)),
         n_frozen,
-        augmenter(clf.augment, backbone.modality, n_frozen),
+        augmenter(
+            clf.augment,
+            backbone.modality,
+            n_frozen,
+            getattr(backbone.preprocessing, "sample_rate", None),
+        ),
         taps=taps,
         pooling=clf.pooling,
         device=clf._resolved_device(),

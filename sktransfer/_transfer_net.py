@@ -82,12 +82,16 @@ class BatchAugment(nn.Module):
 
 
 def augmenter(
-    augment: bool | str, modality: str = "image", n_frozen: int = 0
+    augment: bool | str,
+    modality: str = "image",
+    n_frozen: int = 0,
+    sample_rate: int | None = None,
 ) -> nn.Module | None:
     """The batch augmentation an ``augment`` parameter asks for, or None.
 
-    Audio gets time shifts, gains and noise (``augment=True``); crops and
-    flips are for images only. "auto" augments audio when every stage trains
+    Audio gets time shifts, gains, noise and band limits (``augment=True``;
+    ``sample_rate`` is the clips', 16 kHz if None); crops and flips are for
+    images only. "auto" augments audio when every stage trains
     (``n_frozen == 0``) and nothing else.
     """
     if augment == "auto":
@@ -103,11 +107,12 @@ def augmenter(
         if augment is not True:
             raise ValueError(
                 f"augment={augment!r} crops or flips images; this backbone takes "
-                "audio. Use augment=True (time shift, gain and noise) or False."
+                "audio. Use augment=True (time shift, gain, noise and band limits) "
+                "or False."
             )
         from ._audio_augment import AudioAugment
 
-        return AudioAugment()
+        return AudioAugment(sample_rate=sample_rate or 16000)
     if modality != "image":  # refused when the network is built, before training
         raise ValueError(
             f"augment={augment!r} crops or flips images; this backbone takes "

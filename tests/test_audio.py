@@ -277,6 +277,32 @@ def test_audio_augmentation_keeps_lengths_and_image_augmentations_are_refused(
     assert tuned.fit(images, np.arange(8) % 2).module_.augment is None
 
 
+def test_audio_augmentation_band_limits_a_share_of_the_clips_as_a_telephone_would():
+    from sktransfer._audio_augment import AudioAugment
+
+    t = np.arange(16000) / 16000
+    low_tone, mid_tone = np.sin(2 * np.pi * 40 * t), np.sin(2 * np.pi * 1000 * t)
+    batch = np.empty(64, dtype=object)
+    batch[:] = [(low_tone + mid_tone).astype(np.float32)] * 64
+
+    def tone_powers(band_probability):
+        torch.manual_seed(0)
+        plain = dict(max_shift=0.0, gain_db=0.0, snr_db=(200.0, 200.0))
+        out = AudioAugment(band_probability=band_probability, **plain)(batch)
+        spectra = np.abs(np.fft.rfft(np.stack(out), axis=1)) / len(t)
+        return spectra[:, 40], spectra[:, 1000]  # 1 Hz bins
+
+    low, mid = tone_powers(0.0)
+    np.testing.assert_allclose(low, 0.5, rtol=1e-3)  # untouched
+    low, mid = tone_powers(1.0)
+    # A 40 Hz hum is far below every high-pass cut-off (50-400 Hz); speech
+    # frequencies pass.
+    assert low.max() < 0.5 * 0.6 and mid.min() > 0.5 * 0.99
+    low, _ = tone_powers(0.5)
+    filtered = np.mean(low < 0.5 * 0.99)
+    assert 0.25 < filtered < 0.75
+
+
 def test_keyword_cnn_metadata_matches_its_weights_and_leaves_test_words_out():
     import hashlib
     from importlib import resources

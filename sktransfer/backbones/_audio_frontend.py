@@ -24,6 +24,7 @@ from ._pooling import ATTENTION_MASK
 __all__ = [
     "WAVEFORM",
     "AudioPreprocessing",
+    "band_limit",
     "frame_mask",
     "mel_filterbank",
     "mel_spectrogram",
@@ -127,6 +128,35 @@ def mel_spectrogram(
         spectrum = spectrum.pow(power)
     filters = mel_filterbank(int(sample_rate), n_fft, n_mels, fmin, fmax)
     return torch.matmul(spectrum.transpose(1, 2), filters.to(spectrum.device))
+
+
+def band_limit(
+    waveform: torch.Tensor,
+    sample_rate: int,
+    low_hz: torch.Tensor,
+    high_hz: torch.Tensor,
+) -> torch.Tensor:
+    """Waveforms ``(B, T)`` band-limited as a telephone or small loudspeaker would.
+
+    Zero-phase magnitude responses of a 4th-order Butterworth high-pass at
+    ``low_hz`` times a low-pass at ``high_hz`` (one cut-off pair per row,
+    ``(B, 1)`` tensors), applied in the frequency domain.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sktransfer.backbones._audio_frontend import band_limit
+    >>> t = torch.arange(16000) / 16000
+    >>> tones = torch.stack([torch.sin(2 * torch.pi * f * t) for f in (100, 1000)])
+    >>> out = band_limit(tones, 16000, torch.tensor([[400.0]]), torch.tensor([[3e3]]))
+    >>> (out.pow(2).mean(1) / tones.pow(2).mean(1)).round(decimals=2).tolist()
+    [0.0, 1.0]
+    """
+    n = waveform.shape[-1]
+    hz = torch.fft.rfftfreq(n, 1 / sample_rate)
+    response = (1 + (low_hz / hz.clamp(min=1.0)) ** 8).rsqrt()
+    response = response * (1 + (hz / high_hz) ** 8).rsqrt()
+    return torch.fft.irfft(torch.fft.rfft(waveform) * response, n=n)
 
 
 def frame_mask(sample_mask: torch.Tensor, hop_length: int) -> torch.Tensor:

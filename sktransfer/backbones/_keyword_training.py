@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._audio_frontend import WAVEFORM
+from ._audio_frontend import WAVEFORM, band_limit
 from ._keyword_cnn import SAMPLE_RATE, build_keyword_cnn
 from ._pooling import ATTENTION_MASK
 
@@ -94,12 +94,9 @@ def augment_clips(
     scale *= (torch.rand(n, generator=generator) < noise_probability).float()
     out = out + scale[:, None] * noise
     # Band limits: |H| of a 4th-order Butterworth high-pass times a low-pass.
-    hz = torch.fft.rfftfreq(window, 1 / SAMPLE_RATE)
     low = _uniform(n, band_hz[0], band_hz[1], generator)[:, None]
     high = _uniform(n, band_hz[2], band_hz[3], generator)[:, None]
-    response = (1 + (low / hz.clamp(min=1.0)) ** 8).rsqrt()
-    response = response * (1 + (hz / high) ** 8).rsqrt()
-    banded = torch.fft.irfft(torch.fft.rfft(out) * response, n=window)
+    banded = band_limit(out, SAMPLE_RATE, low, high)
     chosen = torch.rand(n, generator=generator) < band_probability
     return torch.where(chosen[:, None], banded, out)
 
