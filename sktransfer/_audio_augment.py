@@ -102,7 +102,8 @@ class AudioAugment(nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"max_shift={self.max_shift}, gain_db={self.gain_db}, snr_db={self.snr_db}, "
-            f"band_hz={self.band_hz}, band_probability={self.band_probability}, "
+            f"max_shift={self.max_shift}, gain_db={self.gain_db}, "
+            f"snr_db={self.snr_db}, band_hz={self.band_hz}, "
+            f"band_probability={self.band_probability}, "
             f"sample_rate={self.sample_rate}"
         )
