@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .exceptions import SkTransferError
+
 __all__ = [
     "BACKBONE_CONSTRAINTS",
     "Interval",
@@ -169,15 +171,24 @@ def input_source(estimator, X):
     images, ``sample_rate`` for audio) and ignores the others.
     """
     from ._inputs import get_modality
+    from ._inputs._guess import modality_hint
     from .backbones import backbone_modality
 
     modality = get_modality(backbone_modality(estimator.backbone))
-    return modality.as_source(
-        X,
-        argument="X",
-        image_shape=estimator.image_shape,
-        sample_rate=estimator.sample_rate,
-    )
+    try:
+        return modality.as_source(
+            X,
+            argument="X",
+            image_shape=estimator.image_shape,
+            sample_rate=estimator.sample_rate,
+        )
+    except SkTransferError as error:
+        # Sentences or clips given to an image backbone (the default) get an
+        # image error; say which backbones read what X holds.
+        hint = modality_hint(X, estimator.backbone, modality.name)
+        if not hint:
+            raise
+        raise type(error)(f"{error} {hint}") from error
 
 
 def input_modality(backbone):

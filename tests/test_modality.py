@@ -100,3 +100,47 @@ def test_source_dataset_checks_y_length_and_source_type():
 def test_iter_batches_works_on_any_source():
     source = _TextSource(["a", "b", "c", "d", "e"])
     assert list(iter_batches(source, 2)) == [["a", "b"], ["c", "d"], ["e"]]
+
+
+@pytest.mark.parametrize(
+    ("backbone", "X", "looks_like", "suggested"),
+    [
+        ("efficientnet_lite0", ["a cat on a mat", "a dog"], "text", "all-minilm-l6-v2"),
+        (
+            "efficientnet_lite0",
+            [np.zeros(12000), np.zeros(900)],
+            "audio",
+            "keyword_cnn",
+        ),
+        ("efficientnet_lite0", np.zeros((2, 16000)), "audio", "keyword_cnn"),
+        ("efficientnet_lite0", ["clip.wav"], "audio", "voice_encoder"),
+        ("all-minilm-l6-v2", np.zeros((2, 8, 8)), "images", "efficientnet_lite0"),
+        ("keyword_cnn", ["hello there", "good morning"], "text", "all-minilm-l6-v2"),
+    ],
+)
+def test_input_of_another_modality_gets_an_error_naming_backbones_that_read_it(
+    backbone, X, looks_like, suggested
+):
+    from sktransfer import PretrainedFeatureExtractor
+    from sktransfer.exceptions import SkTransferError
+
+    with pytest.raises(SkTransferError, match=f"X looks like {looks_like}") as error:
+        PretrainedFeatureExtractor(backbone).fit(X)
+    message = str(error.value)
+    assert f"backbone={backbone!r} reads" in message and suggested in message
+
+
+def test_ambiguous_input_gets_no_guess():
+    from sktransfer import FineTuneClassifier
+    from sktransfer._inputs._guess import guess_modality, modality_hint
+    from sktransfer.exceptions import ImageInputError
+
+    # Flattened 28 x 28 images or short clips: the image error alone.
+    with pytest.raises(ImageInputError) as error:
+        FineTuneClassifier("fmnist_resnet").fit(np.zeros((4, 784)), [0, 1, 0, 1])
+    assert "looks like" not in str(error.value)
+    assert guess_modality(["a.png", "b.png"]) == "image"
+    assert guess_modality([1, 2, 3]) is None and guess_modality([]) is None
+    # Three dimensions may be spectrograms for an audio backbone.
+    assert modality_hint(np.zeros((2, 40, 100)), "keyword_cnn", "audio") == ""
+    assert modality_hint(["a cat"], "all-minilm-l6-v2", "text") == ""
