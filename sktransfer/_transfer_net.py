@@ -96,7 +96,7 @@ def augmenter(
     """
     if augment == "auto":
         # Label-preserving for speech; keyword_cnn's defaults gained on speakers
-        # over a telephone line (0.540 vs 0.450), languages and digits at k=20
+        # over a telephone line (0.571 vs 0.450), languages and digits at k=20
         # (benchmarks/results/speech_few_shot_augment.md). With
         # frozen stages their outputs are cached instead: augmented clips
         # would have them recomputed every epoch.
