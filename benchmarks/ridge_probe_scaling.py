@@ -27,7 +27,7 @@ Rows: the probe as the library fits it (raw embeddings), the same after
 ``StandardScaler``, and the one of the two with the lower leave-one-out error.
 Embeddings are ``PretrainedFeatureExtractor`` defaults (what the probe sees).
 
-Run: ``./dev bench ridge_probe_scaling`` (about 6 minutes on 2 cores).
+Run: ``./dev bench ridge_probe_scaling`` (about a minute on 2 cores).
 Results: ``benchmarks/results/ridge_probe_scaling.{json,md}``.
 """
 

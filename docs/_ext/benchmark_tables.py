@@ -295,6 +295,20 @@ def _beyond_one_label(doc: dict) -> str:
     return f"Seeds {doc['summary'][0]['seeds']}.\n\n" + "\n".join(parts)
 
 
+def _ridge_probe_scaling(doc: dict) -> str:
+    summary = doc["summary"]
+    rows = [
+        {"row": name, **{k.replace("_", " "): v for k, v in totals.items()}}
+        for name, totals in summary["overall"].items()
+    ]
+    return (
+        "Test R^2, mean of 3 seeds per cell.\n\n"
+        + table(summary["cells"])
+        + f"\nOver the {summary['n_cells']} cells:\n\n"
+        + table(rows)
+    )
+
+
 LAYOUTS = {
     "freeze_auto": _freeze_auto,
     "freeze_auto_speech": _few_shot,
@@ -311,6 +325,7 @@ LAYOUTS = {
     "scale_out": _scale_out,
     "stage_memory": _stage_memory,
     "speech_throughput": _speech_throughput,
+    "ridge_probe_scaling": _ridge_probe_scaling,
 }
 PREFIX_LAYOUTS = {
     "beyond_one_label": _beyond_one_label,
