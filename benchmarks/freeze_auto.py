@@ -21,7 +21,9 @@ Runs, one at a time (two torch threads, passive OpenMP waiting), the methods
 
 then writes ``results/freeze_auto.json``: per task and k, the mean accuracy
 of each, what "auto" chose per seed, its gap to the better of the other two
-and its fit time over that of ``freeze=0`` (same run, same machine). Run with
+with the standard error of that gap over the seeds (paired by seed: a miss
+within two standard errors is one that 3 seeds cannot tell from none), and its
+fit time over that of ``freeze=0`` (same run, same machine). Run with
 ``./dev bench freeze_auto`` (about two hours on 2 cores), or
 ``--summarise`` to rebuild the table from the three results files.
 """
@@ -30,11 +32,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
-from statistics import mean
+from statistics import mean, stdev
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS_DIR, write_results
@@ -110,6 +113,17 @@ def _rows() -> list[dict]:
     return rows
 
 
+def _paired_se(auto: list[dict], other: list[dict]) -> float:
+    """Standard error of the mean per-seed gap ``auto - other`` (paired by seed).
+
+    With 3 seeds a cell's gap is a mean of three differences; where it is
+    within two standard errors of 0, three seeds cannot tell it from no gap.
+    """
+    by_seed = {r["seed"]: r["accuracy"] for r in other}
+    gaps = [r["accuracy"] - by_seed[r["seed"]] for r in auto if r["seed"] in by_seed]
+    return stdev(gaps) / math.sqrt(len(gaps)) if len(gaps) > 1 else float("nan")
+
+
 def summarise() -> dict:
     rows = _rows()
     cells = []
@@ -120,6 +134,7 @@ def summarise() -> dict:
             continue
         acc = {f: mean(r["accuracy"] for r in by[f]) for f in by}
         best = max(acc["0"], acc["all"])
+        gap_se = _paired_se(by["auto"], by["0" if acc["0"] >= acc["all"] else "all"])
         cells.append(
             {
                 "benchmark": key[0],
@@ -131,6 +146,8 @@ def summarise() -> dict:
                 "auto chose": "/".join(str(r["chosen"]) for r in by["auto"]),
                 "auto - better": round(acc["auto"] - best, 3),
                 "within 0.5 pt": acc["auto"] >= best - MARGIN - 1e-9,
+                "s.e. of the gap": round(gap_se, 3),
+                "miss beyond 2 s.e.": acc["auto"] < best - max(MARGIN, 2 * gap_se),
                 "time auto / freeze=0": round(
                     mean(r["seconds"] for r in by["auto"])
                     / mean(r["seconds"] for r in by["0"]),
