@@ -4,8 +4,9 @@ Hypotheses, on real recordings (Debian's Asterisk prompts: seven professional
 speakers, five languages, see ``_speech_data.py``), k = 2, 5 and 20 clips per
 class, 3 seeds:
 
-1. on speaker identification, frozen ``voice_encoder`` (GE2E) embeddings + LR beat
-   MFCC statistics + LR by >= 10 points at 2 clips per speaker;
+1. on speaker identification, the best frozen embeddings + LR (GE2E:
+   ``voice_encoder``, or ``voice_encoder_phone``, distilled from it for telephone
+   lines) beat MFCC statistics + LR by >= 10 points at 2 clips per speaker;
 2. on spoken words, the best library row beats MFCC + LR and a log-mel CNN
    trained from scratch at every k;
 3. fine-tuning is at least as accurate as frozen embeddings + LR at 20 clips per
@@ -32,8 +33,8 @@ LogisticRegression; ``FineTuneClassifier`` defaults (``freeze="auto"``, clips
 augmented whenever every stage trains) and
 ``freeze=3`` (the last stages and the head train, on cached outputs) and
 ``freeze="all"`` (the exact probe), at 20 clips per class (``--ft-ks``: fine-tuning
-the GE2E LSTMs takes minutes per fit on a CPU, so ``voice_encoder`` is fine-tuned
-on the speaker task only).
+the GE2E LSTMs takes minutes per fit on a CPU, so ``voice_encoder`` and
+``voice_encoder_phone`` are fine-tuned on the speaker task only).
 
 Run: ``./dev bench speech_few_shot`` (one command: the three tasks, k = 2, 5,
 20, 3 seeds, fine-tuning at k = 20; the first run downloads the Debian packages,
@@ -84,7 +85,7 @@ DEFAULT_AUGMENT = FineTuneClassifier().augment
 AUGMENT_VALUES = {"auto": "auto", "true": True, "false": False}
 # Fine-tuning the GE2E LSTMs takes minutes per fit on a CPU: its fine-tuning rows
 # run on the task it was made for only. Other backbones fine-tune on every task.
-FINE_TUNED_ON = {"voice_encoder": ("speaker",)}
+FINE_TUNED_ON = {"voice_encoder": ("speaker",), "voice_encoder_phone": ("speaker",)}
 
 
 def _record(rows, task, method, k, seed, accuracy, seconds, **more):

@@ -407,3 +407,41 @@ def test_scikit_learn_checks_that_need_no_tabular_data(estimator, check):
     from sklearn.utils import estimator_checks
 
     getattr(estimator_checks, check)(type(estimator).__name__, estimator)
+
+
+def test_voice_encoder_phone_embeds_a_telephone_voice_where_ge2e_embeds_it_clean():
+    """Two phrases by voices held out from its training, heard over a phone."""
+    import hashlib
+    from importlib import resources
+    from pathlib import Path
+
+    from sktransfer.backbones._audio_frontend import band_limit
+    from sktransfer.backbones._shipped import packaged_json
+
+    metadata = packaged_json("voice_encoder_phone.json")
+    weights = resources.files("sktransfer._data").joinpath(
+        "voice_encoder_phone.safetensors"
+    )
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == metadata["sha256"]
+    assert backbone_modality("voice_encoder_phone") == "audio"
+    with np.load(Path(__file__).parent / "data" / "espeak_phrases.npz") as data:
+        audio, offsets = data["audio"].astype(np.float32) / 32767, data["offsets"]
+    clean = [audio[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+    generator = torch.Generator().manual_seed(0)
+    phone = []
+    for clip in clean:  # 300-3400 Hz and noise at 10 dB SNR, three draws
+        wave = torch.as_tensor(clip)[None].repeat(3, 1)
+        band = band_limit(
+            wave, 16000, torch.full((3, 1), 300.0), torch.full((3, 1), 3400.0)
+        )
+        noise = torch.randn(band.shape, generator=generator)
+        noise *= band.pow(2).mean().sqrt() / 10 ** (10 / 20)
+        phone += list((band + noise).numpy())
+
+    def embed(name, clips):  # the L2-normalised GE2E embedding (layer=None)
+        return PretrainedFeatureExtractor(name, layer=None).fit_transform(clips)
+
+    reference = np.repeat(embed("voice_encoder", clean), 3, axis=0)
+    ge2e = np.sum(embed("voice_encoder", phone) * reference, axis=1)
+    distilled = np.sum(embed("voice_encoder_phone", phone) * reference, axis=1)
+    assert distilled.min() > ge2e.max()

@@ -39,9 +39,15 @@ from ._pooling import ATTENTION_MASK, HIDDEN_STATES
 from ._registry import register_backbone
 from ._shipped import load_packaged_weights, packaged_json
 
-__all__ = ["VOICE_ENCODER", "build_voice_encoder", "voice_windows"]
+__all__ = [
+    "VOICE_ENCODER",
+    "VOICE_ENCODER_PHONE",
+    "build_voice_encoder",
+    "voice_windows",
+]
 
 VOICE_ENCODER = "voice_encoder"
+VOICE_ENCODER_PHONE = "voice_encoder_phone"
 SAMPLE_RATE = 16000
 N_MELS, N_FFT, HOP = 40, 400, 160  # 25 ms windows, 10 ms hop at 16 kHz
 WINDOW_FRAMES = 160  # 1.6 s per window
@@ -49,6 +55,7 @@ WINDOWS_PER_SECOND = 1.3  # Resemblyzer's embed_utterance defaults
 MIN_COVERAGE = 0.75
 HIDDEN = 256
 _WEIGHTS_FILE = "voice_encoder.safetensors"
+_PHONE_WEIGHTS_FILE = "voice_encoder_phone.safetensors"
 PREPROCESSING = AudioPreprocessing(SAMPLE_RATE)
 
 
@@ -173,40 +180,58 @@ def voice_encoder_metadata() -> dict:
     return packaged_json("voice_encoder.json")
 
 
-def _load_weights(progress: bool = False) -> dict:
-    return load_packaged_weights(_WEIGHTS_FILE, progress)
+def _weights_entry(filename: str, name: str, description: str):
+    def load(progress: bool = False) -> dict:
+        return load_packaged_weights(filename, progress)
 
-
-def _weights() -> tuple[WeightsEntry, ...]:
-    return (
+    return lambda: (
         WeightsEntry(
-            name="GE2E",
-            load_state_dict=_load_weights,
+            name=name,
+            load_state_dict=load,
             preprocessing=PREPROCESSING,
-            description="Resemblyzer's GE2E speaker encoder (Apache-2.0)",
+            description=description,
         ),
     )
 
 
-register_backbone(
-    BackboneSpec(
-        name=VOICE_ENCODER,
-        build=build_voice_encoder,
-        split=_split,
-        embedding_dim=HIDDEN,
-        head="",
-        preprocessing=PREPROCESSING,
-        weights=_weights,
-        family="shipped",
-        modality="audio",
-        # layer="mid" is the mean of the window embeddings before their L2
-        # normalisation: with a logistic regression on top it recognised
-        # speakers over a telephone line better than the normalised final
-        # embedding (layer=None) with 2, 5 and 20 clips per speaker
-        # (benchmarks/speech_few_shot.py, speaker task).
-        mid_layers=("linear",),
-        # Recurrent layers pretrained on thousands of speakers: fine-tune
-        # gently, as ImageNet networks do.
-        finetune_lr=1e-4,
+def _register(name: str, weights) -> None:
+    register_backbone(
+        BackboneSpec(
+            name=name,
+            build=build_voice_encoder,
+            split=_split,
+            embedding_dim=HIDDEN,
+            head="",
+            preprocessing=PREPROCESSING,
+            weights=weights,
+            family="shipped",
+            modality="audio",
+            # layer="mid" is the mean of the window embeddings before their L2
+            # normalisation: with a logistic regression on top it recognised
+            # speakers over a telephone line better than the normalised final
+            # embedding (layer=None) with 2, 5 and 20 clips per speaker
+            # (benchmarks/speech_few_shot.py, speaker task).
+            mid_layers=("linear",),
+            # Recurrent layers pretrained on thousands of speakers: fine-tune
+            # gently, as ImageNet networks do.
+            finetune_lr=1e-4,
+        )
     )
+
+
+_register(
+    VOICE_ENCODER,
+    _weights_entry(
+        _WEIGHTS_FILE, "GE2E", "Resemblyzer's GE2E speaker encoder (Apache-2.0)"
+    ),
+)
+# The same network distilled to embed speech heard through a telephone line
+# where GE2E embeds it clean (scripts/train_voice_encoder_phone.py).
+_register(
+    VOICE_ENCODER_PHONE,
+    _weights_entry(
+        _PHONE_WEIGHTS_FILE,
+        "GE2E-phone",
+        "GE2E distilled for telephone channels (Apache-2.0, derived)",
+    ),
 )
