@@ -69,30 +69,22 @@ class WindowEncoder(nn.Module):
 
 
 _GATES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+# (shipped stage layout, one 3-layer LSTM) names of each tensor.
+_KEYS = [
+    (f"lstm{layer}.lstm.{gate}_l0", f"lstm.{gate}_l{layer - 1}")
+    for layer in (1, 2, 3)
+    for gate in _GATES
+] + [("linear.linear.weight", "linear.weight"), ("linear.linear.bias", "linear.bias")]
 
 
 def from_stages(state: dict) -> dict:
     """The shipped stage layout (``lstm1.lstm.*_l0``) -> one 3-layer LSTM."""
-    out = {
-        f"lstm.{gate}_l{layer - 1}": state[f"lstm{layer}.lstm.{gate}_l0"]
-        for layer in (1, 2, 3)
-        for gate in _GATES
-    }
-    out["linear.weight"] = state["linear.linear.weight"]
-    out["linear.bias"] = state["linear.linear.bias"]
-    return out
+    return {mine: state[stages] for stages, mine in _KEYS}
 
 
 def to_stages(state: dict) -> dict:
     """The inverse of :func:`from_stages`."""
-    out = {
-        f"lstm{layer}.lstm.{gate}_l0": state[f"lstm.{gate}_l{layer - 1}"]
-        for layer in (1, 2, 3)
-        for gate in _GATES
-    }
-    out["linear.linear.weight"] = state["linear.weight"]
-    out["linear.linear.bias"] = state["linear.bias"]
-    return {key: value.contiguous() for key, value in out.items()}
+    return {stages: state[mine].contiguous() for stages, mine in _KEYS}
 
 
 def telephone(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
