@@ -31,6 +31,7 @@ inputs = {
     "fmnist_resnet": images[..., 0],
     "keyword_cnn": clips,
     "voice_encoder": clips,
+    "voice_encoder_phone": clips,
     "all-minilm-l6-v2": texts,
 }
 for name, X in inputs.items():
