@@ -21,6 +21,10 @@ The weights ship inside the package (``sktransfer/_data/voice_encoder.*``),
 converted from the wheel's ``resemblyzer/pretrained.pt`` by
 ``scripts/convert_voice_encoder.py``; Resemblyzer itself (which needs a compiler
 for ``webrtcvad``) is not a dependency.
+
+``"voice_encoder_phone"`` is the same network with weights distilled from these
+by ``scripts/train_voice_encoder_phone.py``: it embeds speech heard through a
+telephone-like channel where GE2E embeds the clean speech.
 """
 
 from __future__ import annotations
