@@ -36,8 +36,10 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import nn
 
-from sktransfer.backbones._audio_frontend import band_limit, mel_spectrogram
+from sktransfer.backbones._audio_frontend import WAVEFORM, band_limit
+from sktransfer.backbones._pooling import ATTENTION_MASK, HIDDEN_STATES
 from sktransfer.backbones._shipped import load_packaged_weights
+from sktransfer.backbones._voice_encoder import build_voice_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -53,38 +55,17 @@ PER_WORD = 8
 
 
 class WindowEncoder(nn.Module):
-    """GE2E on single 1.6 s windows: 3 LSTM layers, linear, ReLU."""
+    """The shipped GE2E stages on 1.6 s windows: the normalised window embedding."""
 
     def __init__(self):
         super().__init__()
-        self.lstm = nn.LSTM(40, 256, 3, batch_first=True)
-        self.linear = nn.Linear(256, 256)
+        self.stages = build_voice_encoder()
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        mel = mel_spectrogram(
-            waveform, SAMPLE_RATE, n_fft=400, hop_length=160, n_mels=40
-        )[:, :160]
-        hidden, _ = self.lstm(mel)
-        return F.normalize(F.relu(self.linear(hidden[:, -1])), dim=-1)
-
-
-_GATES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-# (shipped stage layout, one 3-layer LSTM) names of each tensor.
-_KEYS = [
-    (f"lstm{layer}.lstm.{gate}_l0", f"lstm.{gate}_l{layer - 1}")
-    for layer in (1, 2, 3)
-    for gate in _GATES
-] + [("linear.linear.weight", "linear.weight"), ("linear.linear.bias", "linear.bias")]
-
-
-def from_stages(state: dict) -> dict:
-    """The shipped stage layout (``lstm1.lstm.*_l0``) -> one 3-layer LSTM."""
-    return {mine: state[stages] for stages, mine in _KEYS}
-
-
-def to_stages(state: dict) -> dict:
-    """The inverse of :func:`from_stages`."""
-    return {stages: state[mine].contiguous() for stages, mine in _KEYS}
+        states = {WAVEFORM: waveform, ATTENTION_MASK: torch.ones_like(waveform)}
+        for name in ("lstm1", "lstm2", "lstm3", "linear"):  # one window per row
+            states = getattr(self.stages, name)(states)
+        return F.normalize(states[HIDDEN_STATES][:, 0], dim=-1)
 
 
 def telephone(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -148,9 +129,7 @@ def main() -> None:
     heldout, _, _ = corpus(PRETRAIN_VOCABULARY[:40], HELDOUT_VOICES, 2, SEED + 2)
     print(f"corpus: {len(clips)} clips ({synthesis:.0f} s to synthesise)", flush=True)
     teacher = WindowEncoder()
-    teacher.load_state_dict(
-        from_stages(load_packaged_weights("voice_encoder.safetensors"))
-    )
+    teacher.stages.load_state_dict(load_packaged_weights("voice_encoder.safetensors"))
     teacher.eval().requires_grad_(False)
     student = WindowEncoder()
     student.load_state_dict(teacher.state_dict())
@@ -172,7 +151,8 @@ def main() -> None:
     student.eval()
     after = agreement(student, teacher, heldout, torch.Generator().manual_seed(1))
     path = OUT / f"{NAME}.safetensors"
-    save_file(to_stages(student.state_dict()), str(path))
+    state = student.stages.state_dict()
+    save_file({key: value.contiguous() for key, value in state.items()}, str(path))
     metadata = {
         "architecture": (
             "GE2E (as voice_encoder): 40-band mel power (16 kHz, 25 ms / 10 ms) "
