@@ -35,6 +35,7 @@ as for the text data: ``asterisk/`` and ``espeak/`` there.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -442,6 +443,37 @@ def telephone(
     return np.clip(line, -1.0, 1.0).astype(np.float32)
 
 
+def no_channel(waveform: np.ndarray, sample_rate: int, rng) -> np.ndarray:
+    """The clip as it was recorded (a test channel that changes nothing)."""
+    return np.asarray(waveform, dtype=np.float32)
+
+
+def room(
+    waveform: np.ndarray,
+    sample_rate: int,
+    rng: np.random.Generator,
+    rt60: float = 0.5,
+    snr_db: float = 20.0,
+) -> np.ndarray:
+    """A reverberant room: a synthetic impulse response, then white noise.
+
+    The impulse response is a direct path followed by Gaussian noise decaying
+    by 60 dB over ``rt60`` seconds (a diffuse tail); the reverberant clip keeps
+    the peak level of the dry one, and full-band white noise is added at
+    ``snr_db`` (mean power over the whole clip).
+    """
+    from scipy.signal import fftconvolve
+
+    t = np.arange(int(rt60 * sample_rate)) / sample_rate
+    response = rng.standard_normal(len(t)) * np.exp(-6.9 * t / rt60)
+    response[0] = 1.0
+    wet = fftconvolve(waveform, response)[: len(waveform)]
+    wet *= np.max(np.abs(waveform)) / max(float(np.max(np.abs(wet))), 1e-9)
+    noise = rng.standard_normal(len(wet))
+    wet = wet + noise * np.sqrt(np.mean(wet**2) / 10 ** (snr_db / 10))
+    return np.clip(wet, -1.0, 1.0).astype(np.float32)
+
+
 def _mulaw(waveform: np.ndarray, mu: float = 255.0) -> np.ndarray:
     """Quantise to 256 mu-law levels (G.711) and expand back."""
     x = np.clip(waveform, -1.0, 1.0)
@@ -723,6 +755,7 @@ def speaker_id_task(
     seed: int = 0,
     sample_rate: int = SAMPLE_RATE,
     cache_dir: str | os.PathLike | None = None,
+    channel=None,
 ) -> SpeechTask:
     """Speaker identification: enrol on clean prompts, recognise over the phone.
 
@@ -748,12 +781,18 @@ def speaker_id_task(
     sample_rate : int
     cache_dir : path, optional
         Passed to :func:`ensure_asterisk`.
+    channel : callable, optional
+        ``channel(waveform, sample_rate, rng)`` replaces :func:`telephone` for
+        the test clips (``snr_db`` is then unused); :func:`no_channel` keeps
+        them clean.
 
     Returns
     -------
     SpeechTask
     """
     rng = np.random.default_rng(seed)
+    if channel is None:
+        channel = functools.partial(telephone, snr_db=snr_db)
     clips = load_speakers(speakers, ("prompt",), min_seconds, cache_dir)
     pool_texts, test_texts = _split_texts(clips, rng)
     X_pool, y_pool, X_test, y_test, files = _prompt_task(
@@ -764,7 +803,7 @@ def speaker_id_task(
         rng,
         (sample_rate, max_seconds, equalize_codec),
     )
-    X_test = [telephone(x, sample_rate, rng, snr_db) for x in X_test]
+    X_test = [channel(x, sample_rate, rng) for x in X_test]
     meta = {
         "task": "speaker identification, clean enrolment, telephone test",
         "classes": list(speakers),

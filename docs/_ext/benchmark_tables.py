@@ -309,6 +309,13 @@ def _ridge_probe_scaling(doc: dict) -> str:
     )
 
 
+def _speech_channels(doc: dict) -> str:
+    return (
+        f"Accuracy on {doc['test_clips']} test clips of {len(doc['classes'])} "
+        "speakers, mean of 3 seeds.\n\n" + table(doc["summary"])
+    )
+
+
 LAYOUTS = {
     "freeze_auto": _freeze_auto,
     "freeze_auto_speech": _few_shot,
@@ -326,6 +333,7 @@ LAYOUTS = {
     "stage_memory": _stage_memory,
     "speech_throughput": _speech_throughput,
     "ridge_probe_scaling": _ridge_probe_scaling,
+    "speech_channels": _speech_channels,
 }
 PREFIX_LAYOUTS = {
     "beyond_one_label": _beyond_one_label,
