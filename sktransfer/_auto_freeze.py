@@ -15,11 +15,11 @@ won, on the shipped Fashion-MNIST backbone and on text fine-tuning won. So
    lost to the probe with 250 labels per class where the finished one won);
    it then scores the same held-out rows;
 4. if it does not beat the probe there (the targets' held-out score:
-   accuracy, then log-loss, for classes; log-loss for label sets; squared
-   error for numbers, :mod:`sktransfer._targets`), training stops and the
-   probe of step 1 is the model; otherwise the held-out rows join and a
-   second warm-up and cosine cycle trains on every row for the remaining
-   epochs.
+   accuracy, then log-loss, for classes; micro-F1, then log-loss, for label
+   sets; squared error for numbers, :mod:`sktransfer._targets`), training
+   stops and the probe of step 1 is the model; otherwise the held-out rows
+   join and a second warm-up and cosine cycle trains on every row for the
+   remaining epochs.
 
 The held-out scores and the choice are kept in ``freeze_`` and
 ``freeze_scores_``; saved models record them.

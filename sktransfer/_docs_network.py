@@ -38,8 +38,9 @@ PARAMETERS["freeze"] = """\
         fitted on the rest and fine-tuning on the rest for half the epochs
         (its learning rates annealed over them). If fine-tuning is not better
         there (classes: more rows right, or as many at a lower log-loss;
-        label sets: a lower log-loss; numbers: a lower squared error), it
-        stops and the probe fitted on every row is the model; otherwise the
+        label sets: a higher micro-F1, or the same at a lower log-loss;
+        numbers: a lower squared error), it stops and the probe fitted on
+        every row is the model; otherwise the
         held-out rows join and a second warm-up and cosine cycle trains on
         every row for the other half. ``freeze_`` and ``freeze_scores_`` say
         what it chose and why. It is 0 where there is no probe to compare:

@@ -234,20 +234,41 @@ class LabelSetTargets(_EveryRowLabelled):
         )
 
     def holdout_scores(self, outputs, targets, weights) -> dict:
-        """Held-out mean binary cross-entropy over labels."""
-        targets = torch.as_tensor(targets).float()
+        """Held-out micro-F1 of ``predict`` and mean binary cross-entropy.
+
+        Micro-F1 counts the (row-weighted) true positives, false positives
+        and false negatives over every label, as scikit-learn's
+        ``f1_score(average="micro")`` does.
+        """
+        outputs, targets = outputs.float(), torch.as_tensor(targets).float()
         bce = nn.functional.binary_cross_entropy_with_logits(
-            outputs.float(), targets, reduction="none"
+            outputs, targets, reduction="none"
         ).mean(1)
-        return {"log_loss": _weighted_score(bce, weights)}
+        w = torch.ones(len(targets)) if weights is None else torch.as_tensor(weights)
+        w = w.float()[:, None]
+        predicted = (outputs > 0).float()
+        true_pos = float((w * predicted * targets).sum())
+        wrong = float((w * (predicted != targets).float()).sum())
+        f1 = 2 * true_pos / (2 * true_pos + wrong) if true_pos else 0.0
+        return {"micro_f1": round(f1, 4), "log_loss": _weighted_score(bce, weights)}
 
     @staticmethod
     def better(scores: dict, than: dict) -> bool:
+        """A higher micro-F1, or the same at a smaller log-loss.
+
+        As accuracy for classes: the quality of what ``predict`` returns
+        decides. The log-loss alone preferred a calibrated probe that
+        predicted too few labels (MiniLM on debtags, 400 texts: 0.150 against
+        a fine-tune's 0.152, while the fine-tune's test micro-F1 was 8
+        points higher).
+        """
+        if scores["micro_f1"] != than["micro_f1"]:
+            return scores["micro_f1"] > than["micro_f1"]
         return scores["log_loss"] < than["log_loss"]
 
     @staticmethod
     def describe(scores: dict) -> str:
-        return f"log-loss {scores['log_loss']:.3f}"
+        return f"micro-F1 {scores['micro_f1']:.3f} (log-loss {scores['log_loss']:.3f})"
 
     def proba(self, outputs: np.ndarray) -> np.ndarray:
         return torch.as_tensor(outputs).float().sigmoid().numpy()

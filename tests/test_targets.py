@@ -12,6 +12,7 @@ from sklearn.linear_model import (
     Ridge,
     RidgeCV,
 )
+from sklearn.metrics import f1_score
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import make_pipeline
@@ -26,6 +27,7 @@ from sktransfer import (
     save_model,
 )
 from sktransfer._probe import PROBE_ALPHAS, PROBE_CS, fit_binary_probes
+from sktransfer._targets import LabelSetTargets
 
 FAST = {"backbone": "fmnist_resnet", "device": "cpu", "random_state": 0}
 # The head sees the mid-level stages, as the extractor's default layer does.
@@ -171,13 +173,31 @@ def test_fine_tuning_multilabel_learns(images):
     assert isinstance(clf.criterion_, nn.BCEWithLogitsLoss)
 
 
-def test_auto_freeze_decides_on_squared_error_and_log_loss(images):
+def test_auto_freeze_decides_on_squared_error_and_micro_f1(images):
     X, Y, labels = images
     reg = FineTuneRegressor(max_epochs=2, **FAST).fit(X[:100], Y[:100])
     assert set(reg.freeze_scores_["probe"]) == {"mse"}
     assert reg.freeze_ in (0, "all")
     clf = FineTuneClassifier(max_epochs=2, **FAST).fit(X[:100], labels[:100])
-    assert set(clf.freeze_scores_["probe"]) == {"log_loss"}
+    assert set(clf.freeze_scores_["probe"]) == {"micro_f1", "log_loss"}
+
+
+def test_label_sets_are_judged_on_weighted_micro_f1_then_log_loss():
+    rng = np.random.default_rng(0)
+    logits = torch.as_tensor(rng.normal(size=(30, 4)), dtype=torch.float32)
+    truth = (rng.random((30, 4)) < 0.4).astype(np.int64)
+    weights = rng.uniform(0.5, 2.0, 30)
+    targets = LabelSetTargets(4)
+    scores = targets.holdout_scores(logits, truth, weights)
+    predicted = (logits.numpy() > 0).astype(int)
+    expected = f1_score(truth, predicted, average="micro", sample_weight=weights)
+    assert scores["micro_f1"] == pytest.approx(expected, abs=1e-4)
+    # A calibrated model that predicts too few labels loses to one whose
+    # predictions are right more often, whatever their log-losses.
+    shy = {"micro_f1": 0.40, "log_loss": 0.15}
+    bold = {"micro_f1": 0.55, "log_loss": 0.16}
+    assert targets.better(bold, shy) and not targets.better(shy, bold)
+    assert targets.better({"micro_f1": 0.4, "log_loss": 0.1}, shy)
 
 
 # ---------------------------------------------------- scikit-learn interplay
