@@ -23,7 +23,10 @@ then writes ``results/freeze_auto.json``: per task and k, the mean accuracy
 of each, what "auto" chose per seed, its gap to the better of the other two
 with the standard error of that gap over the seeds (paired by seed: a miss
 within two standard errors is one that 3 seeds cannot tell from none), and its
-fit time over that of ``freeze=0`` (same run, same machine). Run with
+fit time over that of ``freeze=0`` (same run, same machine); and, by the
+number of rows "auto" held out, how often it kept the one of the two that was
+better on the test set, in the seeds where they differ by more than a point.
+Run with
 ``./dev bench freeze_auto`` (about two hours on 2 cores), or
 ``--summarise`` to rebuild the table from the three results files.
 """
@@ -86,6 +89,7 @@ def _rows() -> list[dict]:
                     "accuracy": r["accuracy"],
                     "seconds": r["fit_seconds"],
                     "chosen": r.get("best_freeze"),
+                    "held_out": (r.get("freeze_scores") or {}).get("n_held_out"),
                     "commit": transfer.get("commit"),
                 }
             )
@@ -107,6 +111,7 @@ def _rows() -> list[dict]:
                         "accuracy": r["accuracy"],
                         "seconds": r["fit_seconds"],
                         "chosen": r.get("chosen_freeze"),
+                        "held_out": (r.get("freeze_scores") or {}).get("n_held_out"),
                         "commit": doc.get("commit"),
                     }
                 )
@@ -122,6 +127,48 @@ def _paired_se(auto: list[dict], other: list[dict]) -> float:
     by_seed = {r["seed"]: r["accuracy"] for r in other}
     gaps = [r["accuracy"] - by_seed[r["seed"]] for r in auto if r["seed"] in by_seed]
     return stdev(gaps) / math.sqrt(len(gaps)) if len(gaps) > 1 else float("nan")
+
+
+# Held-out sizes grouped for :func:`held_out_agreement`, and the test-set gap
+# between freeze=0 and freeze="all" beyond which one seed counts as decisive.
+HELD_OUT_GROUPS = ((1, 12), (13, 40), (41, None))
+DECISIVE_GAP = 0.01
+
+
+def held_out_agreement(rows: list[dict]) -> list[dict]:
+    """How often "auto" kept the one of the two that was better on the test set.
+
+    Per seed of every cell where ``freeze=0`` and ``freeze="all"`` differ by more
+    than :data:`DECISIVE_GAP` on the test set, grouped by how many rows "auto"
+    held out to judge them.
+    """
+    runs: dict[tuple, dict] = {}
+    for r in rows:
+        key = (r["benchmark"], r["task"], r["k"], r["seed"])
+        runs.setdefault(key, {})[r["freeze"]] = r
+    groups = []
+    for low, high in HELD_OUT_GROUPS:
+        decisive = right = 0
+        for run in runs.values():
+            auto = run.get("auto", {})
+            held = auto.get("held_out")
+            if "0" not in run or "all" not in run or held is None:
+                continue
+            if held < low or (high is not None and held > high):
+                continue
+            gap = run["0"]["accuracy"] - run["all"]["accuracy"]
+            if abs(gap) > DECISIVE_GAP:
+                decisive += 1
+                right += (str(auto["chosen"]) == "0") == (gap > 0)
+        groups.append(
+            {
+                "rows held out": f"{low}-{high}" if high else f"{low} or more",
+                "seeds with a test gap over 1 pt": decisive,
+                "auto kept the better": right,
+                "share": round(right / decisive, 2) if decisive else None,
+            }
+        )
+    return groups
 
 
 def summarise() -> dict:
@@ -165,6 +212,7 @@ def summarise() -> dict:
         },
         "seeds": sorted({r["seed"] for r in rows}),
         "cells": cells,
+        "held_out_agreement": held_out_agreement(rows),
     }
 
 

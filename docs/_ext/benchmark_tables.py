@@ -249,6 +249,14 @@ def _speech_throughput(doc: dict) -> str:
 # The table layout of each results file; files named after a prefix of
 # PREFIX_LAYOUTS (text_few_shot_sentiment, speech_few_shot_...) use its layout.
 def _freeze_auto(doc: dict) -> str:
+    agreement = ""
+    if doc.get("held_out_agreement"):
+        agreement = (
+            '\nSeeds where `freeze=0` and `freeze="all"` differ by more than a '
+            'point on the test set: how often `"auto"` kept the better one, by '
+            "the number of rows it held out to judge them.\n\n"
+            + table(doc["held_out_agreement"])
+        )
     sources = "; ".join(
         f"{bench} at {', '.join(commits) or '—'}"
         for bench, commits in doc.get("sources", {}).items()
@@ -257,7 +265,7 @@ def _freeze_auto(doc: dict) -> str:
     return (
         f"Hypothesis: {hypothesis}\n\nRuns: {sources}; seeds "
         f"{_cell(doc.get('seeds', []))}; accuracy is the mean over seeds, "
-        "fit time the mean seconds of one fit.\n\n" + table(doc["cells"])
+        "fit time the mean seconds of one fit.\n\n" + table(doc["cells"]) + agreement
     )
 
 
