@@ -318,9 +318,13 @@ def _ridge_probe_scaling(doc: dict) -> str:
 
 
 def _speech_channels(doc: dict) -> str:
+    rows = [
+        {k: f"{v:.3f}" if isinstance(v, float) else v for k, v in row.items()}
+        for row in doc["summary"]
+    ]
     return (
         f"Accuracy on {doc['test_clips']} test clips of {len(doc['classes'])} "
-        "speakers, mean of 3 seeds.\n\n" + table(doc["summary"])
+        "speakers, mean of 3 seeds.\n\n" + table(rows)
     )
 
 
