@@ -66,10 +66,9 @@ ATTRIBUTES["freeze_scores_"] = """\
     freeze_scores_ : dict or None
         The evidence of "auto" (None for an explicit ``freeze``): ``probe`` and
         ``finetune`` (held-out ``accuracy`` and ``log_loss`` for classes,
-        ``micro_f1`` and ``log_loss`` for label sets, ``mse`` in standardised units for
-        numbers), the ``epoch``
-        the fine-tune was scored after, ``n_held_out``; or the ``reason`` it
-        could not compare.
+        ``micro_f1`` and ``log_loss`` for label sets, ``mse`` in standardised
+        units for numbers), the ``epoch`` the fine-tune was scored after,
+        ``n_held_out``; or the ``reason`` it could not compare.
 """
 
 ATTRIBUTES["n_epochs_"] = """\
