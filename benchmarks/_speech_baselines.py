@@ -2,7 +2,10 @@
 
 - :func:`mfcc_statistics`: 20 MFCCs (librosa) and their deltas, summarised per
   clip by mean and standard deviation over frames: the classical fixed-length
-  representation for a linear classifier.
+  representation for a linear classifier; :func:`mfcc_classifier` is the
+  classifier on them (row :data:`MFCC_ROW`), :func:`embedding_probe` the one on
+  a backbone's frozen embeddings (row :func:`embedding_row`), so that every
+  speech benchmark fits and names these rows alike.
 - :class:`ScratchCNN` and :func:`train_scratch_cnn`: a small log-mel CNN (four
   conv-BN-ReLU-pool blocks, global average pooling, a linear layer) trained from
   random weights by a hand-written PyTorch loop (Adam, cross-entropy, random
@@ -14,12 +17,31 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from sktransfer.backbones._audio_frontend import mel_spectrogram
 
 SAMPLE_RATE = 16000
 CROP = int(1.6 * SAMPLE_RATE)
+MFCC_ROW = "MFCC statistics + LR"
+
+
+def mfcc_classifier():
+    """StandardScaler + LogisticRegression, for :func:`mfcc_statistics`."""
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+
+
+def embedding_probe():
+    """LogisticRegression on frozen embeddings, as they come."""
+    return LogisticRegression(max_iter=5000)
+
+
+def embedding_row(backbone: str) -> str:
+    """The row name of ``backbone``'s frozen embeddings + LR."""
+    return f"{backbone}: embeddings + LR"
 
 
 def mfcc_statistics(clips, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

@@ -43,13 +43,16 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS_DIR, load_average, markdown_table, write_results
-from _speech_baselines import mfcc_statistics
+from _speech_baselines import (
+    MFCC_ROW,
+    embedding_probe,
+    embedding_row,
+    mfcc_classifier,
+    mfcc_statistics,
+)
 from _speech_data import (
     SAMPLE_RATE,
     few_shot,
@@ -65,7 +68,6 @@ NAME = "speech_channels"
 BACKBONES = ("voice_encoder", "voice_encoder_phone")
 KS = (2, 5, 20)
 SEEDS = (0, 1, 2)
-MFCC_ROW = "MFCC statistics + LR"
 CHANNELS = {
     "telephone": functools.partial(telephone, snr_db=10.0),
     "clean": no_channel,
@@ -73,10 +75,6 @@ CHANNELS = {
     "room": room,
     "narrow_noisy": functools.partial(telephone, snr_db=5.0, band=(500.0, 3000.0)),
 }
-
-
-def embedding_row(backbone: str) -> str:
-    return f"{backbone}: embeddings + LR"
 
 
 def main() -> None:
@@ -88,31 +86,29 @@ def main() -> None:
         b: PretrainedFeatureExtractor(b, device="cpu").fit(task.X_pool[:2])
         for b in BACKBONES
     }
-    pool = {MFCC_ROW: mfcc_statistics(task.X_pool)}
-    pool.update({b: extractors[b].transform(task.X_pool) for b in BACKBONES})
+    # Each row: how it turns clips into features, and the classifier on them.
+    rows = {MFCC_ROW: (mfcc_statistics, mfcc_classifier)}
+    for b in BACKBONES:
+        rows[embedding_row(b)] = (extractors[b].transform, embedding_probe)
+    pool = {row: features(task.X_pool) for row, (features, _) in rows.items()}
     records = []
     for number, (name, channel) in enumerate(CHANNELS.items()):
         start = time.perf_counter()
         rng = np.random.default_rng([SEEDS[0], number])
         heard = [channel(x, SAMPLE_RATE, rng) for x in clean]
-        test = {MFCC_ROW: mfcc_statistics(heard)}
-        test.update({b: extractors[b].transform(heard) for b in BACKBONES})
+        test = {row: features(heard) for row, (features, _) in rows.items()}
         for k in KS:
             for seed in SEEDS:
                 train = few_shot(task.y_pool, k, seed)
-                for row, features in pool.items():
-                    model = LogisticRegression(max_iter=5000)
-                    if row == MFCC_ROW:
-                        model = make_pipeline(StandardScaler(), model)
-                    model.fit(features[train], task.y_pool[train])
+                for row, (_, classifier) in rows.items():
+                    model = classifier().fit(pool[row][train], task.y_pool[train])
                     accuracy = model.score(test[row], task.y_test)
-                    label = row if row == MFCC_ROW else embedding_row(row)
                     records.append(
                         dict(
                             channel=name,
                             k=k,
                             seed=seed,
-                            row=label,
+                            row=row,
                             accuracy=round(float(accuracy), 4),
                         )
                     )

@@ -62,16 +62,20 @@ from _common import (
     load_average,
     write_results,
 )
-from _speech_baselines import mfcc_statistics, train_scratch_cnn
+from _speech_baselines import (
+    MFCC_ROW,
+    embedding_probe,
+    embedding_row,
+    mfcc_classifier,
+    mfcc_statistics,
+    train_scratch_cnn,
+)
 from _speech_data import (
     few_shot,
     language_id_task,
     speaker_id_task,
     spoken_word_task,
 )
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from sktransfer import FineTuneClassifier, PretrainedFeatureExtractor, list_backbones
 
@@ -139,10 +143,10 @@ def run_task(task: str, args, rows: list[dict]) -> None:
                 _record(rows, task, method, k, seed, accuracy, seconds, **more)
 
             start = time.perf_counter()
-            mfcc = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+            mfcc = mfcc_classifier()
             mfcc.fit(pool_mfcc[train], train_y)
             accuracy = mfcc.score(test_mfcc, test_y)
-            record("MFCC statistics + LR", accuracy, time.perf_counter() - start)
+            record(MFCC_ROW, accuracy, time.perf_counter() - start)
             start = time.perf_counter()
             predict = train_scratch_cnn(train_x, train_y, seed=seed)
             seconds = time.perf_counter() - start
@@ -151,11 +155,11 @@ def run_task(task: str, args, rows: list[dict]) -> None:
             )
             for backbone in args.backbones:
                 start = time.perf_counter()
-                probe = LogisticRegression(max_iter=5000)
+                probe = embedding_probe()
                 probe.fit(pool_embeddings[backbone][train], train_y)
                 accuracy = probe.score(test_embeddings[backbone], test_y)
                 seconds = time.perf_counter() - start
-                record(f"{backbone}: embeddings + LR", accuracy, seconds)
+                record(embedding_row(backbone), accuracy, seconds)
                 tuned = k in args.ft_ks and task in FINE_TUNED_ON.get(backbone, TASKS)
                 settings = [(f, a) for f in args.freeze for a in args.augment]
                 for freeze, augment in settings if tuned else ():
