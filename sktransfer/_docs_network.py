@@ -42,12 +42,11 @@ PARAMETERS["freeze"] = """\
         numbers: a lower squared error), it stops and the probe fitted on
         every row is the model; otherwise the held-out rows join and a
         second warm-up and cosine cycle trains on every row for the other
-        half. ``freeze_`` and ``freeze_scores_`` say
-        what it chose and why. It is 0 where there is no probe to compare:
-        ``weights=None``, ``head_hidden``, ``head_init="random"``, domain
-        adaptation with target rows, ``early_stopping``, ``max_epochs`` below
-        2, or no class with two rows (fewer than 5 rows for label sets and
-        numbers).
+        half. ``freeze_`` and ``freeze_scores_`` say what it chose and why.
+        It is 0 where there is no probe to compare: ``weights=None``,
+        ``head_hidden``, ``head_init="random"``, domain adaptation with
+        target rows, ``early_stopping``, ``max_epochs`` below 2, or no class
+        with two rows (fewer than 5 rows for label sets and numbers).
 """
 
 PARAMETERS["layer"] = """\
