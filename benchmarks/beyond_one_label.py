@@ -61,8 +61,12 @@ EfficientNet-Lite0 fit on 1000 images at 64 px is 1-2 min).
 Run: ``./dev bench beyond_one_label`` (all tasks, 3 seeds; about an hour on
 2 cores). ``--quick`` runs 1 seed at each task's smallest size,
 every row (a few minutes); ``--tasks``, ``--seeds``, ``--sizes``,
-``--finetune-sizes`` (none when given no value) and ``--no-finetune``
-(baselines and frozen rows only) shorten a run. The sktransfer rows are
+``--finetune-sizes`` (none when given no value), ``--largest`` (each
+task's largest size only), ``--rows`` (only the rows of these labels) and
+``--no-finetune`` (baselines and frozen rows only) shorten a run. With two or
+more seeds the summary also pairs, seed by seed, each "FineTune <backbone>
+defaults" row with the frozen-embedding row of the same backbone: the mean gap
+and its standard error (``paired_gaps``). The sktransfer rows are
 skipped with a note where ``FineTuneRegressor`` cannot be imported or
 ``FineTuneClassifier`` refuses a 0/1 label matrix. Writes
 ``results/beyond_one_label.json`` (per-seed records and a summary) and ``.md``
@@ -80,7 +84,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from _common import RESULTS_DIR, command_line, load_average, write_results
+from _common import (
+    RESULTS_DIR,
+    command_line,
+    load_average,
+    markdown_table,
+    write_results,
+)
 from _target_data import (
     DEBTAGS_TEST,
     LABEL_FACETS,
@@ -343,6 +353,13 @@ def score(kind: str, y_true, y_pred) -> dict:
 
 def run_rows(task: Task, rows, splits, X_test, y_test, args, records, skipped):
     """Fit every row on every ``(n, seed, X, y, extra)`` of ``splits``."""
+    if args.rows:
+        rows = {label: make for label, make in rows.items() if label in args.rows}
+        if not rows:
+            raise SystemExit(
+                f"--rows: none of {args.rows} is a row of {task.name}; drop the "
+                f"task from --tasks or name one of its rows."
+            )
     for n, seed, X, y, extra in splits:
         for label, make in rows.items():
             if f"{task.name}: {label}" in skipped:
@@ -500,6 +517,81 @@ def summarise(records: list[dict]) -> list[dict]:
     return summary
 
 
+def paired_gaps(records: list[dict]) -> list[dict]:
+    """Each "FineTune <b> defaults" row minus "<b> frozen ..." seed by seed.
+
+    The issue's line compares fine-tuning with defaults against frozen
+    embeddings of the same backbone; pairing by seed removes the variation
+    that both share (the training draw), so the standard error is that of
+    the gap itself.
+    """
+    by_key = {(r["task"], r["row"], r["n"], r["seed"]): r for r in records}
+    gaps = []
+    for task, row, n in dict.fromkeys((r["task"], r["row"], r["n"]) for r in records):
+        words = row.split()
+        if words[0] != "FineTune" or not row.endswith(" defaults"):
+            continue
+        frozen = [
+            other
+            for (t, other, m, _) in by_key
+            if t == task and m == n and other.startswith(f"{words[1]} frozen")
+        ]
+        for against in dict.fromkeys(frozen):
+            seeds = sorted(
+                seed
+                for (t, other, m, seed) in by_key
+                if (t, other, m) == (task, row, n)
+                and (task, against, n, seed) in by_key
+            )
+            if len(seeds) < 2:
+                continue
+            for metric in ("r2", "micro_f1", "macro_f1"):
+                if metric not in by_key[(task, row, n, seeds[0])]:
+                    continue
+                diff = np.array(
+                    [
+                        by_key[(task, row, n, s)][metric]
+                        - by_key[(task, against, n, s)][metric]
+                        for s in seeds
+                    ]
+                )
+                gaps.append(
+                    {
+                        "task": task,
+                        "n": n,
+                        "row": row,
+                        "against": against,
+                        "metric": metric,
+                        "seeds": len(seeds),
+                        "mean_gap": round(float(diff.mean()), 4),
+                        "se_gap": round(
+                            float(diff.std(ddof=1) / np.sqrt(len(diff))), 4
+                        ),
+                        "seeds_ahead": int((diff > 0).sum()),
+                        "seeds_behind": int((diff < 0).sum()),
+                    }
+                )
+    return gaps
+
+
+def gaps_table(gaps: list[dict]) -> str:
+    """The paired gaps as Markdown."""
+    rows = [
+        {
+            **gap,
+            "mean gap ± s.e.": f"{gap['mean_gap']:+.4f} ± {gap['se_gap']:.4f}",
+            "ahead / behind": f"{gap['seeds_ahead']} / {gap['seeds_behind']}",
+        }
+        for gap in gaps
+    ]
+    columns = ("task", "n", "row", "against", "metric", "seeds")
+    return (
+        "### Fine-tuning defaults minus frozen embeddings, paired by seed\n\n"
+        + markdown_table(rows, (*columns, "mean gap ± s.e.", "ahead / behind"))
+        + "\n"
+    )
+
+
 def task_table(task: Task, summary: list[dict]) -> str:
     """Rows x n: each metric as mean ± std over seeds, then mean fit seconds."""
     entries = [entry for entry in summary if entry["task"] == task.name]
@@ -554,6 +646,10 @@ def main() -> None:
         'scratch) for every task given, or "all"',
     )
     parser.add_argument(
+        "--largest", action="store_true", help="each task's largest size only"
+    )
+    parser.add_argument("--rows", nargs="*", help="only the rows of these labels")
+    parser.add_argument(
         "--quick", action="store_true", help="1 seed, each task's smallest size"
     )
     parser.add_argument(
@@ -580,12 +676,17 @@ def main() -> None:
         gradient_sizes = finetune_sizes(args.finetune_sizes, task)
         if args.quick:
             sizes = gradient_sizes = sizes[:1]
+        if args.largest:
+            sizes = gradient_sizes = sizes[-1:]
         task = Task(name, task.kind, sizes, gradient_sizes, task.load)
         tasks.append(task)
         print(f"\n## {name}: n = {sizes}, seeds {args.seeds}", flush=True)
         data[name] = task.load(task, args, records, skipped)
     summary = summarise(records)
+    gaps = paired_gaps(records)
     markdown = "\n".join(task_table(task, summary) for task in tasks)
+    if gaps:
+        markdown += "\n" + gaps_table(gaps)
     if skipped:
         markdown += "\nSkipped rows:\n\n" + "".join(
             f"- {label}: {reason}\n" for label, reason in skipped.items()
@@ -606,6 +707,7 @@ def main() -> None:
             "skipped": skipped,
             "wall_seconds": wall,
             "summary": summary,
+            "paired_gaps": gaps,
             "records": records,
         },
     )
