@@ -218,8 +218,14 @@ PARAMETERS["augment"] = """\
 """
 
 PARAMETERS["class_weight"] = """\
-    class_weight : dict, "balanced" or None, default=None
+    class_weight : dict, "balanced", "auto" or None, default="auto"
         Weights of the classes in the loss and in the probe, as in scikit-learn.
+        "auto" is None (no weights) for one label per row, and "balanced" for
+        label sets (a 0/1 indicator ``y``): each label's 1s and 0s weigh by
+        their frequency, so that rare labels cross ``predict``'s 0.5 threshold
+        (better micro- and macro-F1; ``predict_proba`` then overstates rare
+        labels: pass None for calibrated probabilities). Label sets take only
+        "auto", "balanced" or None.
 """
 
 PARAMETERS["loss"] = """\

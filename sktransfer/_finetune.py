@@ -78,7 +78,7 @@ class FineTuneClassifier(SkorchGlue, NeuralNetClassifier):
         **SkorchGlue._parameter_constraints,
         "probe_C": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
-        "class_weight": [dict, StrOptions({"balanced"}), None],
+        "class_weight": [dict, StrOptions({"balanced", "auto"}), None],
         "adaptation": [StrOptions(set(ADAPTATIONS)), None],
         "adaptation_weight": [Interval(Real, 0, None, closed="left")],
     }
@@ -120,7 +120,7 @@ class FineTuneClassifier(SkorchGlue, NeuralNetClassifier):
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=5,
-        class_weight=None,
+        class_weight="auto",
         cache_frozen=True,
         cache=None,
         cache_dtype="float32",

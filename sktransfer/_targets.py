@@ -209,12 +209,12 @@ class LabelSetTargets(_EveryRowLabelled):
     def set_class_weight(self, class_weight, y: np.ndarray) -> None:
         """Per-label weights of positives and negatives ("balanced" or None)."""
         self.label_weights = None
-        if class_weight is None:
+        if label_set_class_weight(class_weight) is None:
             return
-        if class_weight != "balanced":
+        if label_set_class_weight(class_weight) != "balanced":
             raise ValueError(
-                "class_weight must be None or 'balanced' for multi-label y "
-                f"(weights per label of its 0s and 1s); got {class_weight!r}."
+                "class_weight must be 'auto', 'balanced' or None for multi-label "
+                f"y (weights per label of its 0s and 1s); got {class_weight!r}."
             )
         positives = y.sum(axis=0).clip(1, None)
         negatives = (len(y) - y.sum(axis=0)).clip(1, None)
@@ -229,7 +229,7 @@ class LabelSetTargets(_EveryRowLabelled):
             features,
             targets,
             C=clf.probe_C,
-            class_weight=clf.class_weight,
+            class_weight=label_set_class_weight(clf.class_weight),
             sample_weight=weights,
         )
 
@@ -337,9 +337,22 @@ class NumericTargets(_EveryRowLabelled):
         return values[:, 0] if self.single else values
 
 
+def label_set_class_weight(class_weight):
+    """``class_weight`` for label sets: ``"auto"`` is ``"balanced"``.
+
+    Unweighted, a label on in a tenth of the rows is seldom above the 0.5
+    threshold of ``predict``, and F1 suffers most on the rarest labels (the
+    targets guide, "Class weights for label sets", has the measurements).
+    """
+    return "balanced" if class_weight == "auto" else class_weight
+
+
 def criterion_weight(class_weight, classes, y_encoded) -> torch.Tensor | None:
-    """Per-class loss weights from a ``class_weight`` parameter."""
-    if class_weight is None:
+    """Per-class loss weights from a ``class_weight`` parameter.
+
+    ``"auto"`` is no weighting for single labels, as scikit-learn's default.
+    """
+    if class_weight is None or class_weight == "auto":
         return None
     if class_weight == "balanced":
         encoded = np.arange(len(classes))
@@ -353,7 +366,7 @@ def _encoded_class_weight(clf, classes):
     """``class_weight`` keyed by encoded class, as the probe's labels are."""
     if isinstance(clf.class_weight, dict):
         return {i: clf.class_weight.get(c, 1.0) for i, c in enumerate(classes)}
-    return clf.class_weight
+    return None if clf.class_weight == "auto" else clf.class_weight
 
 
 def targets_config(targets) -> dict:

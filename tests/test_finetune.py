@@ -257,6 +257,9 @@ def test_class_weight_reaches_the_loss(few_digits, make_classifier):
     clf = make_classifier(freeze=4, max_epochs=1, class_weight={0: 5.0}).fit(X, y)
     weight = clf.criterion_.weight
     assert weight[0] == 5.0 and weight[1] == 1.0
+    # class_weight="auto", the default, leaves single labels unweighted.
+    default = make_classifier(freeze=4, max_epochs=1).fit(X, y)
+    assert default.class_weight == "auto" and default.criterion_.weight is None
 
 
 @pytest.mark.parametrize(

@@ -97,7 +97,9 @@ def test_integer_weights_equal_repeated_rows_in_the_ridge_probe(images):
 
 def test_multilabel_probe_equals_one_vs_rest_logistic_regression(images, features):
     X, _, labels = images
-    clf = FineTuneClassifier(freeze="all", probe_C=1.0, **SAME_FEATURES, **FAST)
+    clf = FineTuneClassifier(
+        freeze="all", probe_C=1.0, class_weight=None, **SAME_FEATURES, **FAST
+    )
     clf.fit(X[:300], labels[:300])
     ovr = OneVsRestClassifier(LogisticRegression(C=1.0, tol=1e-8, max_iter=5000))
     expected = ovr.fit(features[:300], labels[:300]).predict_proba(features[300:])
@@ -111,7 +113,7 @@ def test_multilabel_probe_equals_one_vs_rest_logistic_regression(images, feature
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # LogisticRegressionCV, 1.9
 def test_multilabel_probe_c_auto_is_each_labels_cross_validated_c(images, features):
     X, _, labels = images
-    clf = FineTuneClassifier(freeze="all", **SAME_FEATURES, **FAST)
+    clf = FineTuneClassifier(freeze="all", class_weight=None, **SAME_FEATURES, **FAST)
     clf.fit(X[:300], labels[:300])
     expected = []
     for j in range(labels.shape[1]):
@@ -134,12 +136,14 @@ def test_a_label_with_one_value_in_the_rows_gets_only_its_rate():
     assert float(head.bias.detach()[1]) == pytest.approx(np.log(0.5 / 20.5))
 
 
-def test_balanced_multilabel_weights_match_one_vs_rest(images, features):
+@pytest.mark.parametrize("class_weight", ["balanced", "auto"])
+def test_balanced_multilabel_weights_match_one_vs_rest(images, features, class_weight):
+    # "auto", the default, is "balanced" for label sets.
     X, _, labels = images
     rare = labels.copy()
     rare[:, 1] = (np.arange(len(rare)) % 7 == 0).astype(int)
     clf = FineTuneClassifier(
-        freeze="all", class_weight="balanced", probe_C=1.0, **SAME_FEATURES, **FAST
+        freeze="all", class_weight=class_weight, probe_C=1.0, **SAME_FEATURES, **FAST
     ).fit(X[:300], rare[:300])
     lr = LogisticRegression(class_weight="balanced", tol=1e-8, max_iter=5000)
     expected = OneVsRestClassifier(lr).fit(features[:300], rare[:300])
@@ -259,9 +263,9 @@ def test_fitted_models_save_and_load(images, tmp_path):
     y_true = torch.as_tensor(labels[:60])
     balanced = clf.get_loss(logits, y_true)
     assert restored.get_loss(logits, y_true) == pytest.approx(float(balanced))
-    unweighted = FineTuneClassifier(max_epochs=1, freeze=0, **FAST).fit(
-        X[:60], labels[:60]
-    )
+    unweighted = FineTuneClassifier(
+        max_epochs=1, freeze=0, class_weight=None, **FAST
+    ).fit(X[:60], labels[:60])
     assert float(unweighted.get_loss(logits, y_true)) != pytest.approx(float(balanced))
 
 
@@ -280,6 +284,8 @@ def test_bad_targets_are_refused_with_the_estimator_to_use(images):
         FineTuneClassifier(**FAST).fit(X[:20], always)
     with pytest.raises(ValueError, match="adaptation='coral' needs one class label"):
         FineTuneClassifier(adaptation="coral", **FAST).fit(X[:20], labels[:20])
-    with pytest.raises(ValueError, match="class_weight must be None or 'balanced'"):
+    with pytest.raises(
+        ValueError, match="class_weight must be 'auto', 'balanced' or None"
+    ):
         FineTuneClassifier(class_weight={0: 2.0}, **FAST).fit(X[:20], labels[:20])
     assert not hasattr(FineTuneRegressor(), "predict_proba")

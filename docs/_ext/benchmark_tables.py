@@ -295,6 +295,25 @@ def _beyond_one_label(doc: dict) -> str:
             f"**{task}**: {name} on the test set (fit time); columns: "
             "training rows\n\n" + _pivot(rows, lambda r: r["row"], "n", cell) + extra
         )
+    gaps = [
+        {
+            "task": g["task"],
+            "n": g["n"],
+            "defaults row": g["row"],
+            "frozen row": g["against"],
+            "metric": g["metric"],
+            "seeds": g["seeds"],
+            "gap ± s.e.": f"{g['mean_gap']:+.4f} ± {g['se_gap']:.4f}",
+            "seeds ahead / behind": f"{g['seeds_ahead']} / {g['seeds_behind']}",
+        }
+        for g in doc.get("paired_gaps", [])
+    ]
+    if gaps:
+        parts.append(
+            "**Fine-tuning defaults minus frozen embeddings of the same "
+            "backbone, seed by seed** (mean and standard error of the "
+            "per-seed gaps)\n\n" + table(gaps)
+        )
     failed = "".join(f"- {row}: {why}\n" for row, why in doc.get("skipped", {}).items())
     if failed:
         parts.append(
