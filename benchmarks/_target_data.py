@@ -134,6 +134,9 @@ LABEL_FACETS = (
     "sound",
 )
 N_LABELS = 20
+# Facets left out above, for a multi-label task that no tuning has seen
+# (``label_set_weights``): 15 labels, 1.75 per text.
+HELD_OUT_FACETS = ("interface", "implemented-in", "uitoolkit")
 DEBTAGS_TEST = 1000
 _TRANSLATION_GLOB = "*_i18n_Translation-en*"
 
@@ -209,11 +212,13 @@ def _tags(value: str) -> set[str]:
     return {tag.strip() for tag in value.replace("\n", " ").split(",") if tag.strip()}
 
 
-def _is_label(tag: str) -> bool:
-    return tag.split("::")[0] in LABEL_FACETS and "TODO" not in tag
+def _is_label(tag: str, facets: tuple[str, ...]) -> bool:
+    return tag.split("::")[0] in facets and "TODO" not in tag
 
 
-def debtags_packages() -> tuple[list[str], list[set[str]], dict]:
+def debtags_packages(
+    facets: tuple[str, ...] = LABEL_FACETS,
+) -> tuple[list[str], list[set[str]], dict]:
     """Tagged packages' (description, candidate label tags), one per text.
 
     Packages whose description has no Translation-en match are skipped; a text
@@ -234,7 +239,8 @@ def debtags_packages() -> tuple[list[str], list[set[str]], dict]:
             unmatched += 1
             continue
         text = _clean(long[key])
-        by_text.setdefault(text, {t for t in _tags(fields["Tag"]) if _is_label(t)})
+        labels = {t for t in _tags(fields["Tag"]) if _is_label(t, facets)}
+        by_text.setdefault(text, labels)
     info = {
         "packages_with_tags": tagged,
         "without_long_description": unmatched,
@@ -252,15 +258,17 @@ def _lists_digest() -> str:
     return digest.hexdigest()[:16]
 
 
-def load_debtags() -> tuple[list[str], np.ndarray, list[str], dict]:
-    """Texts, their (n, 20) 0/1 label matrix, the label names, and counts.
+def load_debtags(
+    facets: tuple[str, ...] = LABEL_FACETS, n_labels: int = N_LABELS
+) -> tuple[list[str], np.ndarray, list[str], dict]:
+    """Texts, their (n, n_labels) 0/1 label matrix, the label names, and counts.
 
-    Labels are the 20 most frequent tags of :data:`LABEL_FACETS`; the texts
+    Labels are the ``n_labels`` most frequent tags of ``facets``; the texts
     are the deduplicated descriptions carrying at least one of them.
     """
-    texts, tags, info = debtags_packages()
+    texts, tags, info = debtags_packages(facets)
     counts = collections.Counter(tag for row in tags for tag in row)
-    labels = sorted(counts, key=lambda tag: (-counts[tag], tag))[:N_LABELS]
+    labels = sorted(counts, key=lambda tag: (-counts[tag], tag))[:n_labels]
     Y = np.array([[tag in row for tag in labels] for row in tags], dtype=np.int64)
     keep = Y.any(axis=1)
     texts = [text for text, kept in zip(texts, keep) if kept]
@@ -282,6 +290,28 @@ def multilabel_draw(Y: np.ndarray, pool: np.ndarray, n: int, seed: int):
         if np.all((on > 0) & (on < n)):
             return rows, attempt
     raise RuntimeError(f"no draw of {n} rows has every label on and off")
+
+
+def fashion_mosaics(n: int, rng: np.random.Generator, split: str):
+    """``n`` 56 x 56 mosaics of Fashion-MNIST ``split`` items, their 0/1 classes.
+
+    Each quarter holds a random item with probability 0.5 (else stays
+    black); the labels say which of the 10 classes appear (about 1.9 per
+    mosaic, each class in about a fifth of them).
+    """
+    items, classes = load_fashion_mnist(split)
+    mosaics = np.zeros((n, 56, 56), np.uint8)
+    labels = np.zeros((n, 10), np.int64)
+    for i in range(n):
+        for quarter in range(4):
+            if rng.random() < 0.5:
+                pick = rng.integers(len(items))
+                row, col = divmod(quarter, 2)
+                mosaics[i, 28 * row : 28 * row + 28, 28 * col : 28 * col + 28] = items[
+                    pick
+                ]
+                labels[i, classes[pick]] = 1
+    return mosaics, labels
 
 
 def median_words(texts) -> float:

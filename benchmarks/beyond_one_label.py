@@ -322,8 +322,8 @@ def text_rows(args, task: Task, X_test, finetune) -> dict[str, Callable]:
         # The defaults weigh each label's 1s and 0s ("balanced"); unweighted,
         # rare labels are seldom above the 0.5 threshold.
         unweighted = {"class_weight": None}
-        rows["FineTune MiniLM defaults but class_weight=None"] = lambda seed: (
-            Estimator(finetune(seed, **unweighted))
+        rows["FineTune MiniLM defaults but class_weight=None"] = lambda seed: Estimator(
+            finetune(seed, **unweighted)
         )
         rows["FineTune MiniLM freeze='all', class_weight=None"] = lambda seed: (
             Estimator(finetune(seed, freeze="all", **unweighted))

@@ -347,6 +347,25 @@ def _speech_channels(doc: dict) -> str:
     )
 
 
+def _label_set_weights(doc: dict) -> str:
+    rows = [
+        {k: f"{v:.3f}" if isinstance(v, float) else v for k, v in row.items()}
+        for row in doc["summary"]
+    ]
+    columns = ["task", "n", "row", "micro_f1", "macro_f1", "labels_per_row"]
+    columns += ["fit_seconds", "seeds_ahead_of_unweighted_on_both"]
+    return (
+        "Test micro- and macro-F1, mean of the seeds; labels per row is the "
+        "mean number `predict` turned on (the test sets: "
+        + ", ".join(
+            f"{task} {info['test_labels_per_row']:.2f}"
+            for task, info in doc["data"].items()
+        )
+        + ").\n\n"
+        + table(rows, columns)
+    )
+
+
 LAYOUTS = {
     "freeze_auto": _freeze_auto,
     "freeze_auto_speech": _few_shot,
@@ -365,6 +384,7 @@ LAYOUTS = {
     "speech_throughput": _speech_throughput,
     "ridge_probe_scaling": _ridge_probe_scaling,
     "speech_channels": _speech_channels,
+    "label_set_weights": _label_set_weights,
 }
 PREFIX_LAYOUTS = {
     "beyond_one_label": _beyond_one_label,
