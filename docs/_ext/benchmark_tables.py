@@ -348,10 +348,12 @@ def _speech_channels(doc: dict) -> str:
 
 
 def _label_set_weights(doc: dict) -> str:
-    rows = [
-        {k: f"{v:.3f}" if isinstance(v, float) else v for k, v in row.items()}
-        for row in doc["summary"]
-    ]
+    def shown(key, value):
+        if not isinstance(value, float):
+            return value
+        return f"{value:.1f}" if key == "fit_seconds" else f"{value:.3f}"
+
+    rows = [{k: shown(k, v) for k, v in row.items()} for row in doc["summary"]]
     columns = ["task", "n", "row", "micro_f1", "macro_f1", "labels_per_row"]
     columns += ["fit_seconds", "seeds_ahead_of_unweighted_on_both"]
     return (
