@@ -276,6 +276,12 @@ def load_debtags(
     return texts, Y[keep], labels, info
 
 
+def every_label_varies(Y: np.ndarray) -> bool:
+    """Whether every label (column) of ``Y`` is on in some rows, off in others."""
+    on = Y.sum(axis=0)
+    return bool(np.all((on > 0) & (on < len(Y))))
+
+
 def multilabel_draw(Y: np.ndarray, pool: np.ndarray, n: int, seed: int):
     """``n`` rows of ``pool`` in which every label is on and off.
 
@@ -286,8 +292,7 @@ def multilabel_draw(Y: np.ndarray, pool: np.ndarray, n: int, seed: int):
     rng = np.random.default_rng([seed, n])
     for attempt in range(1, 1001):
         rows = np.sort(rng.choice(pool, n, replace=False))
-        on = Y[rows].sum(axis=0)
-        if np.all((on > 0) & (on < n)):
+        if every_label_varies(Y[rows]):
             return rows, attempt
     raise RuntimeError(f"no draw of {n} rows has every label on and off")
 

@@ -53,13 +53,13 @@ from _common import (
 from _target_data import (
     DEBTAGS_TEST,
     HELD_OUT_FACETS,
+    every_label_varies,
     fashion_mosaics,
     held_out_split,
     load_debtags,
     multilabel_draw,
 )
-from beyond_one_label import MAX_LENGTH, TEXT_BACKBONE, ovr_lr_cv
-from sklearn.metrics import f1_score
+from beyond_one_label import MAX_LENGTH, TEXT_BACKBONE, ovr_lr_cv, score
 
 from sktransfer import FineTuneClassifier, PretrainedFeatureExtractor
 
@@ -94,7 +94,7 @@ def mosaics():
         rng = np.random.default_rng([seed, n])
         for _ in range(100):  # every class on and off, as multilabel_draw
             X, Y = fashion_mosaics(n, rng, "train")
-            if np.all((Y.sum(axis=0) > 0) & (Y.sum(axis=0) < n)):
+            if every_label_varies(Y):
                 return X, Y
         raise RuntimeError(f"no {n} mosaics have every class on and off")
 
@@ -102,16 +102,6 @@ def mosaics():
 
 
 TASKS = {"debtags_facets": debtags_facets, "fashion_mosaics": mosaics}
-
-
-def scores(Y_true, Y_pred) -> dict:
-    return {
-        "micro_f1": round(float(f1_score(Y_true, Y_pred, average="micro")), 4),
-        "macro_f1": round(
-            float(f1_score(Y_true, Y_pred, average="macro", zero_division=0)), 4
-        ),
-        "labels_per_row": round(float(np.asarray(Y_pred).sum(axis=1).mean()), 3),
-    }
 
 
 def run_task(name: str, seeds, records: list[dict]) -> dict:
@@ -146,7 +136,7 @@ def run_task(name: str, seeds, records: list[dict]) -> dict:
                     "row": row,
                     "n": n,
                     "seed": seed,
-                    **scores(Y_test, predicted),
+                    **score("multilabel", Y_test, predicted),
                     "fit_seconds": round(seconds, 1),
                     "load_1min": (load_average() or [None])[0],
                 }

@@ -209,9 +209,10 @@ class LabelSetTargets(_EveryRowLabelled):
     def set_class_weight(self, class_weight, y: np.ndarray) -> None:
         """Per-label weights of positives and negatives ("balanced" or None)."""
         self.label_weights = None
-        if label_set_class_weight(class_weight) is None:
+        weighting = label_set_class_weight(class_weight)
+        if weighting is None:
             return
-        if label_set_class_weight(class_weight) != "balanced":
+        if weighting != "balanced":
             raise ValueError(
                 "class_weight must be 'auto', 'balanced' or None for multi-label "
                 f"y (weights per label of its 0s and 1s); got {class_weight!r}."

@@ -336,11 +336,19 @@ def _ridge_probe_scaling(doc: dict) -> str:
     )
 
 
-def _speech_channels(doc: dict) -> str:
-    rows = [
-        {k: f"{v:.3f}" if isinstance(v, float) else v for k, v in row.items()}
-        for row in doc["summary"]
+def _fixed(rows, places: int = 3, **key_places) -> list[dict]:
+    """``rows`` with floats as strings of ``places`` decimals (per key if given)."""
+    return [
+        {
+            k: f"{v:.{key_places.get(k, places)}f}" if isinstance(v, float) else v
+            for k, v in row.items()
+        }
+        for row in rows
     ]
+
+
+def _speech_channels(doc: dict) -> str:
+    rows = _fixed(doc["summary"])
     return (
         f"Accuracy on {doc['test_clips']} test clips of {len(doc['classes'])} "
         "speakers, mean of 3 seeds.\n\n" + table(rows)
@@ -348,12 +356,7 @@ def _speech_channels(doc: dict) -> str:
 
 
 def _label_set_weights(doc: dict) -> str:
-    def shown(key, value):
-        if not isinstance(value, float):
-            return value
-        return f"{value:.1f}" if key == "fit_seconds" else f"{value:.3f}"
-
-    rows = [{k: shown(k, v) for k, v in row.items()} for row in doc["summary"]]
+    rows = _fixed(doc["summary"], fit_seconds=1)
     columns = ["task", "n", "row", "micro_f1", "macro_f1", "labels_per_row"]
     columns += ["fit_seconds", "seeds_ahead_of_unweighted_on_both"]
     return (
